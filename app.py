@@ -1,0 +1,22 @@
+"""Builds the playground and serves it (GRADIO_SERVER_NAME / GRADIO_SERVER_PORT, default
+127.0.0.1:7860). Nothing else happens here."""
+
+from __future__ import annotations
+
+import logging
+
+from backend.playground import Playground
+from backend.settings import Settings
+from ui.interface import build_demo
+
+
+def main() -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    playground = Playground(Settings.from_env())
+    demo = build_demo(playground)
+    demo.queue(default_concurrency_limit=1)
+    demo.launch()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,373 @@
+"""The generation engine: one implementation for every generative task (decoder-only text
+generation, encoder-decoder summarization and translation).
+
+It runs transformers' `generate()` in a worker thread with the explicit decoding chain of
+`backend.processors` and the capture of `backend.capture`, and yields one `TokenEvent` per new
+token, then a `GenerationDone` with the whole result. Beam search and several returned
+sequences cannot stream (transformers refuses a streamer there): they yield only the result,
+with every sequence, its score, and the per-token evidence of each, taken from generate()'s
+scores and raw logits.
+
+Prefill and decode, as the seeds teach them: the first forward pass reads the whole prompt and
+fills the KV cache (its cost is the time to first token); every later pass reads one token and
+reuses the cache (its cost is the time per output token).
+"""
+
+from __future__ import annotations
+
+import math
+import secrets
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, replace
+from typing import Any
+
+import torch
+from transformers import StoppingCriteria, StoppingCriteriaList
+
+from backend.capture import END_OF_STREAM, FinalTap, RawStep, RawTap, StepStreamer, TokenStep, decode_step, step_numbers
+from backend.errors import InputError
+from backend.metrics import MemoryMeter, RunMetrics
+from backend.params import DecodingParams
+from backend.processors import DecodingChain, build_chain, neutral_generate_kwargs
+from backend.registry import Family, LoadedModel
+
+
+class FinishReason:
+    EOS = "eos"  # the model chose an end-of-sequence token
+    LENGTH = "length"  # max_new_tokens reached
+    STOP_SEQUENCE = "stop_sequence"  # one of the stop sequences appeared (cut from the text)
+    CANCELLED = "cancelled"  # Stop was pressed; the partial output is kept
+
+
+@dataclass(frozen=True)
+class GeneratedSequence:
+    text: str
+    token_ids: tuple[int, ...]
+    score: float | None  # beam search: the length-normalised beam score; sampling: sum of log p
+    finish_reason: str
+    steps: tuple[TokenStep, ...]
+
+
+@dataclass(frozen=True)
+class GenerationResult:
+    sequences: tuple[GeneratedSequence, ...]  # the best (or only) one first
+    metrics: RunMetrics
+    seed: int
+    params: DecodingParams  # as applied (seed filled in, max_new_tokens fitted to the context)
+    chain: DecodingChain
+    notes: tuple[str, ...]  # what was adjusted, in words
+
+    @property
+    def text(self) -> str:
+        return self.sequences[0].text
+
+    @property
+    def steps(self) -> tuple[TokenStep, ...]:
+        return self.sequences[0].steps
+
+    @property
+    def finish_reason(self) -> str:
+        return self.sequences[0].finish_reason
+
+
+@dataclass(frozen=True)
+class TokenEvent:
+    step: TokenStep
+
+
+@dataclass(frozen=True)
+class GenerationDone:
+    result: GenerationResult
+
+
+GenerationEvent = TokenEvent | GenerationDone
+
+
+class CancelCriteria(StoppingCriteria):
+    """Ends generation at the next step once the event is set (Gradio's cancel alone does not
+    stop a generate() thread)."""
+
+    def __init__(self, cancel: threading.Event) -> None:
+        self.cancel = cancel
+
+    def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor, **kwargs: Any) -> torch.BoolTensor:
+        return torch.full((input_ids.shape[0],), self.cancel.is_set(), dtype=torch.bool, device=input_ids.device)
+
+
+@dataclass(frozen=True)
+class _Prepared:
+    inputs: dict[str, torch.Tensor]
+    prompt_tokens: int
+    start_length: int  # length of the sequence generate() extends (prompt, or decoder start)
+    params: DecodingParams
+    notes: tuple[str, ...]
+    eos_ids: tuple[int, ...]
+
+
+class GenerationEngine:
+    """Runs one generation at a time per process: torch's random generator is global, so a
+    seeded run must not share it with another run."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+
+    def stream(
+        self,
+        loaded: LoadedModel,
+        prompt: str,
+        params: DecodingParams,
+        cancel: threading.Event,
+        *,
+        truncate_input: bool = False,
+    ) -> Iterator[GenerationEvent]:
+        """Generate from `prompt`. Yields TokenEvents (streaming modes only), then GenerationDone.
+
+        `truncate_input`: an encoder-decoder input longer than the model's context is cut to
+        fit (and a note says so) instead of being refused."""
+        prepared = _prepare(loaded, prompt, params, truncate_input)
+        seed = params.seed if params.seed is not None else secrets.randbelow(2**31)
+        applied = replace(prepared.params, seed=seed)
+        chain = build_chain(applied, prompt_length=prepared.start_length, eos_token_ids=prepared.eos_ids)
+        with self._lock:
+            if applied.streams:
+                yield from _stream_one(loaded, prepared, applied, chain, cancel)
+            else:
+                yield from _generate_many(loaded, prepared, applied, chain, cancel)
+
+
+# -- preparation ------------------------------------------------------------------------------
+
+
+def _eos_ids(loaded: LoadedModel) -> tuple[int, ...]:
+    eos = loaded.model.generation_config.eos_token_id
+    if eos is None:
+        eos = loaded.tokenizer.eos_token_id
+    if eos is None:
+        return ()
+    return tuple(eos) if isinstance(eos, (list, tuple)) else (int(eos),)
+
+
+def _prepare(loaded: LoadedModel, prompt: str, params: DecodingParams, truncate_input: bool) -> _Prepared:
+    spec = loaded.spec
+    if not prompt or not prompt.strip():
+        raise InputError("prompt", "prompt must be non-empty text, got an empty prompt.")
+    encoded = loaded.tokenizer(prompt, return_tensors="pt")
+    n = int(encoded["input_ids"].shape[1])
+    notes: list[str] = []
+    limit = spec.max_context
+    if spec.family is Family.ENCODER_DECODER:
+        if n > limit:
+            if not truncate_input:
+                raise InputError(
+                    "prompt", f"input is {n} tokens; model {spec.name!r} reads at most {limit} (its max context)."
+                )
+            encoded = loaded.tokenizer(prompt, return_tensors="pt", truncation=True, max_length=limit)
+            notes.append(f"input cut from {n} to {limit} tokens (the model's max context)")
+            n = limit
+        start_length = 1  # the decoder starts from its decoder_start_token
+    else:
+        if n >= limit:
+            raise InputError(
+                "prompt",
+                f"prompt is {n} tokens; model {spec.name!r} reads at most {limit} tokens in all "
+                f"(its max context), leaving no room for a new token.",
+            )
+        room = limit - n
+        if params.max_new_tokens > room:
+            notes.append(
+                f"max_new_tokens lowered from {params.max_new_tokens} to {room}: the prompt is {n} tokens "
+                f"and the context holds {limit}"
+            )
+            params = replace(params, max_new_tokens=room, min_new_tokens=min(params.min_new_tokens, room))
+        start_length = n
+    inputs = {k: v.to(loaded.device) for k, v in encoded.items() if k in ("input_ids", "attention_mask")}
+    return _Prepared(inputs, n, start_length, params, tuple(notes), _eos_ids(loaded))
+
+
+def _generate_kwargs(
+    loaded: LoadedModel, prepared: _Prepared, params: DecodingParams, cancel: threading.Event
+) -> dict[str, Any]:
+    kwargs: dict[str, Any] = neutral_generate_kwargs(params)
+    kwargs["stopping_criteria"] = StoppingCriteriaList([CancelCriteria(cancel)])
+    if loaded.model.generation_config.pad_token_id is None:
+        pad = loaded.tokenizer.pad_token_id
+        kwargs["pad_token_id"] = pad if pad is not None else (prepared.eos_ids[0] if prepared.eos_ids else 0)
+    if params.stop_sequences:
+        kwargs["stop_strings"] = list(params.stop_sequences)
+        kwargs["tokenizer"] = loaded.tokenizer
+    return kwargs
+
+
+# -- the streaming path (one sequence) --------------------------------------------------------
+
+
+def _run_in_thread(target: Any) -> tuple[threading.Thread, dict[str, BaseException]]:
+    errors: dict[str, BaseException] = {}
+
+    def guarded() -> None:
+        try:
+            target()
+        except BaseException as exc:  # handed to the consumer thread, which re-raises it
+            errors["error"] = exc
+
+    thread = threading.Thread(target=guarded, name="generate", daemon=True)
+    thread.start()
+    return thread, errors
+
+
+def _stream_one(
+    loaded: LoadedModel, prepared: _Prepared, params: DecodingParams, chain: DecodingChain, cancel: threading.Event
+) -> Iterator[GenerationEvent]:
+    raw_tap, final_tap = RawTap(), FinalTap()
+    meter = MemoryMeter(loaded.device)
+    streamer = StepStreamer(raw_tap, final_tap, params.top_alternatives, meter.sample)
+    kwargs = _generate_kwargs(loaded, prepared, params, cancel)
+    kwargs["logits_processor"] = chain.processors(first=raw_tap, last=final_tap)
+    kwargs["streamer"] = streamer
+    decode = _token_decoder(loaded.tokenizer)
+
+    def work() -> None:
+        try:
+            torch.manual_seed(params.seed)
+            loaded.model.generate(**prepared.inputs, **kwargs)
+        finally:
+            streamer.queue.put(END_OF_STREAM)  # wakes the consumer even if generate() raised
+
+    start = time.perf_counter()
+    thread, errors = _run_in_thread(work)
+    raw_steps: list[RawStep] = []
+    steps: list[TokenStep] = []
+    try:
+        while True:
+            item = streamer.queue.get()
+            if item is END_OF_STREAM:
+                break
+            raw_steps.append(item)
+            step = decode_step(item, len(steps), decode, start)
+            steps.append(step)
+            yield TokenEvent(step)
+    finally:
+        if thread.is_alive():  # the consumer went away early: stop the worker within one step
+            cancel.set()
+        thread.join()
+    end = time.perf_counter()
+    if "error" in errors:
+        raise errors["error"]
+    token_ids = tuple(s.token_id for s in raw_steps)
+    sequence = _finish_sequence(loaded, prepared, params, token_ids, tuple(steps), None, cancel)
+    metrics = RunMetrics.from_times(
+        start=start,
+        token_times=[s.time for s in raw_steps],
+        end=end,
+        prompt_tokens=prepared.prompt_tokens,
+        peak_memory_bytes=meter.finish(),
+        memory_kind=meter.kind,
+    )
+    yield GenerationDone(GenerationResult((sequence,), metrics, params.seed, params, chain, prepared.notes))
+
+
+# -- the non-streaming path (beams, several sequences) ----------------------------------------
+
+
+def _generate_many(
+    loaded: LoadedModel, prepared: _Prepared, params: DecodingParams, chain: DecodingChain, cancel: threading.Event
+) -> Iterator[GenerationEvent]:
+    meter = MemoryMeter(loaded.device)
+    kwargs = _generate_kwargs(loaded, prepared, params, cancel)
+    kwargs.update(
+        logits_processor=chain.processors(),
+        return_dict_in_generate=True,
+        output_scores=True,
+        output_logits=True,
+    )
+    holder: dict[str, Any] = {}
+
+    def work() -> None:
+        torch.manual_seed(params.seed)
+        holder["output"] = loaded.model.generate(**prepared.inputs, **kwargs)
+
+    start = time.perf_counter()
+    thread, errors = _run_in_thread(work)
+    thread.join()
+    end = time.perf_counter()
+    if "error" in errors:
+        raise errors["error"]
+    out = holder["output"]
+    decode = _token_decoder(loaded.tokenizer)
+    new = out.sequences[:, prepared.start_length :].tolist()
+    beam_indices = out.beam_indices.tolist() if getattr(out, "beam_indices", None) is not None else None
+    beam_scores = out.sequences_scores.tolist() if getattr(out, "sequences_scores", None) is not None else None
+    sequences = []
+    for i, ids in enumerate(new):
+        ids = _strip_after_eos(ids, prepared.eos_ids, len(out.scores))
+        steps = []
+        for t, token_id in enumerate(ids):
+            row = beam_indices[i][t] if beam_indices is not None else i
+            raw = step_numbers(out.logits[t][row], out.scores[t][row], token_id, params.top_alternatives, end)
+            steps.append(decode_step(raw, t, decode, start))
+        score = beam_scores[i] if beam_scores is not None else sum(math.log(max(s.prob, 1e-45)) for s in steps)
+        sequences.append(_finish_sequence(loaded, prepared, params, tuple(ids), tuple(steps), score, cancel))
+    meter.sample()
+    total = end - start
+    n_new = len(sequences[0].token_ids)
+    metrics = RunMetrics(
+        prompt_tokens=prepared.prompt_tokens,
+        new_tokens=n_new,
+        ttft_s=None,  # nothing is shown before the end: beams are compared until the last step
+        tpot_s=total / n_new if n_new else None,
+        tokens_per_s=sum(len(s.token_ids) for s in sequences) / total if total > 0 else None,
+        total_s=total,
+        peak_memory_bytes=meter.finish(),
+        memory_kind=meter.kind,
+    )
+    yield GenerationDone(GenerationResult(tuple(sequences), metrics, params.seed, params, chain, prepared.notes))
+
+
+def _strip_after_eos(ids: list[int], eos_ids: Sequence[int], steps: int) -> list[int]:
+    """A finished sequence is padded to the batch length: keep it up to its first eos."""
+    ids = ids[:steps]
+    for t, token_id in enumerate(ids):
+        if token_id in eos_ids:
+            return ids[: t + 1]
+    return ids
+
+
+# -- shared -----------------------------------------------------------------------------------
+
+
+def _token_decoder(tokenizer: Any) -> Any:
+    cache: dict[int, str] = {}
+
+    def decode(token_id: int) -> str:
+        text = cache.get(token_id)
+        if text is None:
+            text = cache[token_id] = tokenizer.decode([token_id])
+        return text
+
+    return decode
+
+
+def _finish_sequence(
+    loaded: LoadedModel,
+    prepared: _Prepared,
+    params: DecodingParams,
+    token_ids: tuple[int, ...],
+    steps: tuple[TokenStep, ...],
+    score: float | None,
+    cancel: threading.Event,
+) -> GeneratedSequence:
+    text = loaded.tokenizer.decode(list(token_ids), skip_special_tokens=True)
+    cut = min((i for i in (text.find(s) for s in params.stop_sequences) if i >= 0), default=-1)
+    if cut >= 0:
+        text, reason = text[:cut], FinishReason.STOP_SEQUENCE
+    elif token_ids and token_ids[-1] in prepared.eos_ids:
+        reason = FinishReason.EOS
+    elif len(token_ids) >= params.max_new_tokens:
+        reason = FinishReason.LENGTH
+    elif cancel.is_set():
+        reason = FinishReason.CANCELLED
+    else:
+        reason = FinishReason.LENGTH
+    return GeneratedSequence(text, token_ids, score, reason, steps)

@@ -1,0 +1,86 @@
+"""Inference metrics of one run: TTFT, TPOT, throughput, memory.
+
+- TTFT (time to first token): from the start of the run to the first new token; dominated by
+  prefill (the whole prompt goes through the model once, filling the KV cache).
+- TPOT (time per output token): mean gap between consecutive new tokens (the decode phase:
+  one token through the model, reusing the KV cache).
+- throughput: new tokens / total generation time.
+- peak memory: on CUDA, torch's max allocated bytes during the run; on CPU, the largest
+  resident set size (RSS) of the process seen during the run (sampled at every token).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import psutil
+import torch
+
+
+@dataclass(frozen=True)
+class RunMetrics:
+    prompt_tokens: int
+    new_tokens: int
+    ttft_s: float | None  # None when no token was generated
+    tpot_s: float | None  # None with fewer than two tokens
+    tokens_per_s: float | None
+    total_s: float
+    peak_memory_bytes: int
+    memory_kind: str  # "rss" (CPU process) or "cuda_max_allocated"
+
+    @classmethod
+    def from_times(
+        cls,
+        *,
+        start: float,
+        token_times: list[float],
+        end: float,
+        prompt_tokens: int,
+        peak_memory_bytes: int,
+        memory_kind: str,
+    ) -> RunMetrics:
+        n = len(token_times)
+        ttft = token_times[0] - start if n else None
+        tpot = (token_times[-1] - token_times[0]) / (n - 1) if n > 1 else None
+        total = end - start
+        return cls(
+            prompt_tokens=prompt_tokens,
+            new_tokens=n,
+            ttft_s=ttft,
+            tpot_s=tpot,
+            tokens_per_s=n / total if n and total > 0 else None,
+            total_s=total,
+            peak_memory_bytes=peak_memory_bytes,
+            memory_kind=memory_kind,
+        )
+
+    def to_dict(self) -> dict[str, object]:
+        return asdict(self)
+
+
+class MemoryMeter:
+    """Peak memory over one run. Call `sample()` as often as is cheap (every token)."""
+
+    def __init__(self, device: torch.device) -> None:
+        self.device = device
+        self.cuda = device.type == "cuda"
+        self._process = psutil.Process()
+        self.peak = 0
+        if self.cuda:
+            torch.cuda.reset_peak_memory_stats(device)
+        self.sample()
+
+    @property
+    def kind(self) -> str:
+        return "cuda_max_allocated" if self.cuda else "rss"
+
+    def sample(self) -> None:
+        if not self.cuda:
+            self.peak = max(self.peak, self._process.memory_info().rss)
+
+    def finish(self) -> int:
+        if self.cuda:
+            self.peak = int(torch.cuda.max_memory_allocated(self.device))
+        else:
+            self.sample()
+        return self.peak

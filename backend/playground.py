@@ -1,0 +1,185 @@
+"""The playground service: what the UI (and the API behind it) calls.
+
+It ties the registry, the generation engine and the run log together: validates what a person
+typed, runs the task, and writes every run -- finished, failed or stopped -- to the run log.
+It never imports gradio.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from backend.errors import PlaygroundError
+from backend.generation import FinishReason, GenerationDone, GenerationEngine, GenerationResult, TokenEvent
+from backend.params import DecodingParams
+from backend.registry import ModelRegistry, ModelSpec, ProgressFn, Task, load_specs
+from backend.runlog import RunLog, RunRecord, RunStatus, add_run
+from backend.settings import Settings
+
+log = logging.getLogger(__name__)
+
+#: The seeds' "which architecture for which task" table, one line per task.
+ARCHITECTURE_LESSONS: Mapping[Task, str] = {
+    Task.TEXT_GENERATION: "Creative writing, dialogue → decoder (GPT, LLaMA): next-token prediction, seeing only past tokens.",
+    Task.TEXT_CLASSIFICATION: "Sentiment analysis → encoder (BERT, RoBERTa): bidirectional attention reads the whole sentence.",
+    Task.ZERO_SHOT_CLASSIFICATION: "Classification without training labels → encoder (an NLI model, or sentence embeddings).",
+    Task.TOKEN_CLASSIFICATION: "NER → encoder (BERT, RoBERTa): every token is labelled with the whole sentence in view.",
+    Task.QUESTION_ANSWERING: "Extractive question answering → encoder (BERT): the answer is a span of the context.",
+    Task.SUMMARIZATION: "Summarization → encoder-decoder (T5, BART): the encoder reads, the decoder writes.",
+    Task.TRANSLATION: "Translation → encoder-decoder (T5, BART, Marian): one sequence transformed into another.",
+    Task.FILL_MASK: "Masked language modelling → encoder (BERT): how encoders are pretrained; it shows their biases too.",
+    Task.FEATURE_EXTRACTION: "Sentence embeddings → encoder: one vector per text, compared by cosine similarity.",
+}
+
+
+@dataclass(frozen=True)
+class ModelChoice:
+    """A registry entry as the UI lists it."""
+
+    name: str
+    label: str  # "name · decoder · description" (+ why it is unavailable)
+    available: bool
+    reason: str
+    spec: ModelSpec
+
+
+@dataclass(frozen=True)
+class GenerationRun:
+    """The last event of a generation: the logged run id and the result."""
+
+    run_id: int
+    result: GenerationResult
+    model: str
+
+    def to_json(self) -> dict[str, Any]:
+        """The API's JSON result: run_id, text, tokens (per-token steps), metrics, and more."""
+        result = self.result
+        return {
+            "run_id": self.run_id,
+            "model": self.model,
+            "text": result.text,
+            "finish_reason": result.finish_reason,
+            "seed": result.seed,
+            "tokens": [step.to_dict() for step in result.steps],
+            "metrics": result.metrics.to_dict(),
+            "sequences": [
+                {"text": s.text, "score": s.score, "finish_reason": s.finish_reason, "token_ids": list(s.token_ids)}
+                for s in result.sequences
+            ],
+            "chain": result.chain.names,
+            "notes": list(result.notes),
+            "params": result.params.to_dict(),
+        }
+
+
+class Playground:
+    """One per app: owns the registry (with its loaded models), the engine and the run log."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.registry = ModelRegistry(
+            load_specs(settings.models_file),
+            max_loaded=settings.max_loaded_models,
+            device=settings.device,
+            offline=settings.offline,
+        )
+        self.engine = GenerationEngine()
+        self.runlog = RunLog(settings.db_url)
+
+    def close(self) -> None:
+        self.runlog.dispose()
+
+    # -- models -----------------------------------------------------------------------------
+
+    def model_choices(self, task: Task) -> list[ModelChoice]:
+        choices = []
+        for spec in self.registry.for_task(task):
+            availability = self.registry.availability(spec)
+            label = f"{spec.name} · {spec.family.value}"
+            if not availability.available:
+                label += " · unavailable"
+            choices.append(ModelChoice(spec.name, label, availability.available, availability.reason, spec))
+        return choices
+
+    # -- text generation --------------------------------------------------------------------
+
+    def text_generation(
+        self,
+        model: str,
+        prompt: str,
+        params: Mapping[str, Any],
+        cancel: threading.Event,
+        progress: ProgressFn | None = None,
+        task: Task = Task.TEXT_GENERATION,
+    ) -> Iterator[TokenEvent | GenerationRun]:
+        """Stream a generation (text generation, and the encoder-decoder tasks with their own
+        `task`). Yields TokenEvents, then one GenerationRun. Every outcome is logged; errors are
+        re-raised after logging."""
+        record: dict[str, Any] = {
+            "task": task.value,
+            "model": model,
+            "input": {"prompt": prompt},
+            "params": dict(params),
+        }
+        steps: list[Any] = []
+        try:
+            decoding = DecodingParams.from_mapping(params)
+            record["params"] = decoding.to_dict()
+            loaded = self.registry.get(model, task, progress)
+            truncate = task is not Task.TEXT_GENERATION
+            for event in self.engine.stream(loaded, prompt, decoding, cancel, truncate_input=truncate):
+                if isinstance(event, TokenEvent):
+                    steps.append(event.step)
+                    yield event
+                    continue
+                assert isinstance(event, GenerationDone)
+                result = event.result
+                status = RunStatus.CANCELLED if result.finish_reason == FinishReason.CANCELLED else RunStatus.OK
+                run_id = self._log(
+                    RunRecord(
+                        status=status,
+                        seed=result.seed,
+                        output=result.text,
+                        finish_reason=result.finish_reason,
+                        result={
+                            "sequences": [{"text": s.text, "score": s.score} for s in result.sequences],
+                            "chain": result.chain.names,
+                            "notes": list(result.notes),
+                        },
+                        metrics=result.metrics.to_dict(),
+                        steps=result.steps,
+                        **{**record, "params": result.params.to_dict()},
+                    )
+                )
+                yield GenerationRun(run_id, result, model)
+        except GeneratorExit:
+            # The consumer left (browser closed, API job cancelled): the engine has stopped the
+            # worker; keep what was generated.
+            self._log(
+                RunRecord(
+                    status=RunStatus.CANCELLED,
+                    output="".join(s.text for s in steps),
+                    finish_reason=FinishReason.CANCELLED,
+                    steps=steps,
+                    **record,
+                )
+            )
+            raise
+        except PlaygroundError as exc:
+            log.warning("%s run on %r failed: %s", task.value, model, exc)
+            self._log(RunRecord(status=RunStatus.ERROR, error=str(exc), **record))
+            raise
+        except Exception as exc:  # a bug or a runtime failure: log the run, then let it surface
+            log.exception("%s run on %r failed", task.value, model)
+            self._log(RunRecord(status=RunStatus.ERROR, error=f"{type(exc).__name__}: {exc}", **record))
+            raise
+
+    # -- run log ----------------------------------------------------------------------------
+
+    def _log(self, record: RunRecord) -> int:
+        with self.runlog.session() as session, session.begin():
+            return add_run(session, record)

@@ -1,0 +1,211 @@
+"""The decoding chain: every stage that turns the model's logits into the distribution that a
+token is chosen from, in one explicit, ordered list.
+
+Order (the one the seed documents teach): the model's raw logits -> penalties (repetition,
+presence/frequency, no-repeat n-gram) -> length rule (min_new_tokens) -> temperature ->
+truncations (top-k, top-p, min-p, typical). transformers' generate() would add temperature and
+the truncations itself, after any processor we pass; we pass them all ourselves and give
+generate() neutral values, so this module is the only place that decides the order.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import torch
+from transformers import (
+    LogitsProcessor,
+    LogitsProcessorList,
+    MinNewTokensLengthLogitsProcessor,
+    MinPLogitsWarper,
+    NoRepeatNGramLogitsProcessor,
+    RepetitionPenaltyLogitsProcessor,
+    TemperatureLogitsWarper,
+    TopKLogitsWarper,
+    TopPLogitsWarper,
+    TypicalLogitsWarper,
+)
+
+from backend.params import DecodingParams
+
+
+class PresenceFrequencyPenaltyLogitsProcessor(LogitsProcessor):
+    """OpenAI/vLLM presence and frequency penalties, which transformers does not have.
+
+    For every token t, with count[t] its number of occurrences among the *generated* tokens
+    (the prompt does not count):  logit[t] -= presence * (count[t] > 0) + frequency * count[t].
+    Stateless: counts are taken from input_ids at every step, so beams that get reordered
+    keep correct counts.
+    """
+
+    def __init__(self, presence_penalty: float, frequency_penalty: float, prompt_length: int):
+        self.presence_penalty = float(presence_penalty)
+        self.frequency_penalty = float(frequency_penalty)
+        self.prompt_length = int(prompt_length)
+
+    def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
+        generated = input_ids[:, self.prompt_length :]
+        if generated.shape[1] == 0:
+            return scores
+        counts = torch.zeros_like(scores)
+        counts.scatter_add_(1, generated, torch.ones_like(generated, dtype=scores.dtype))
+        penalty = self.frequency_penalty * counts + self.presence_penalty * (counts > 0).to(scores.dtype)
+        return scores - penalty
+
+
+@dataclass(frozen=True)
+class Stage:
+    """One step of the chain: a short name (shown in the UI), what it does, the processor."""
+
+    name: str
+    description: str
+    processor: LogitsProcessor
+
+
+@dataclass(frozen=True)
+class DecodingChain:
+    """The ordered stages. `processors()` is what generate() receives."""
+
+    stages: tuple[Stage, ...]
+
+    def processors(
+        self, first: LogitsProcessor | None = None, last: LogitsProcessor | None = None
+    ) -> LogitsProcessorList:
+        """The stages as a LogitsProcessorList, optionally between two observers (the taps
+        that record the raw and the final distribution)."""
+        chain: list[LogitsProcessor] = [] if first is None else [first]
+        chain.extend(stage.processor for stage in self.stages)
+        if last is not None:
+            chain.append(last)
+        return LogitsProcessorList(chain)
+
+    @property
+    def names(self) -> list[str]:
+        return [stage.name for stage in self.stages]
+
+    def describe(self) -> str:
+        if not self.stages:
+            return "raw logits → softmax (no processing)"
+        return "raw logits → " + " → ".join(self.names) + " → softmax"
+
+
+def build_chain(
+    params: DecodingParams,
+    *,
+    prompt_length: int,
+    eos_token_ids: Sequence[int],
+) -> DecodingChain:
+    """The chain for these parameters. `prompt_length` is the number of tokens in the sequence
+    that generate() extends before the first new token (the prompt for a decoder, the decoder
+    start token for an encoder-decoder); `eos_token_ids` are the ends of sequence that
+    min_new_tokens holds back."""
+    stages: list[Stage] = []
+    add = stages.append
+    # 1. penalties: change the logits of tokens that already occurred
+    if params.repetition_penalty != 1.0:
+        add(
+            Stage(
+                "repetition penalty",
+                f"logits of tokens already present (prompt or output) divided by "
+                f"{params.repetition_penalty:g} (multiplied when negative)",
+                RepetitionPenaltyLogitsProcessor(params.repetition_penalty),
+            )
+        )
+    if params.presence_penalty != 0.0 or params.frequency_penalty != 0.0:
+        add(
+            Stage(
+                "presence/frequency penalty",
+                f"logit -= {params.presence_penalty:g}·[seen] + {params.frequency_penalty:g}·count "
+                f"over generated tokens",
+                PresenceFrequencyPenaltyLogitsProcessor(
+                    params.presence_penalty, params.frequency_penalty, prompt_length
+                ),
+            )
+        )
+    if params.no_repeat_ngram_size > 0:
+        add(
+            Stage(
+                "no-repeat n-gram",
+                f"tokens that would repeat a {params.no_repeat_ngram_size}-gram are forbidden",
+                NoRepeatNGramLogitsProcessor(params.no_repeat_ngram_size),
+            )
+        )
+    # 2. length rule: no end of sequence before min_new_tokens
+    if params.min_new_tokens > 0 and eos_token_ids:
+        add(
+            Stage(
+                "min new tokens",
+                f"end of sequence forbidden for the first {params.min_new_tokens} new tokens",
+                MinNewTokensLengthLogitsProcessor(
+                    prompt_length, params.min_new_tokens, list(eos_token_ids)
+                ),
+            )
+        )
+    if not params.do_sample:
+        return DecodingChain(tuple(stages))
+    # Beam sampling must keep one token besides the end-of-sequence ones (transformers' rule).
+    keep = len(eos_token_ids) + 1 if params.num_beams > 1 else 1
+    # 3. temperature: logits / T (flatter when T > 1, sharper when T < 1)
+    if params.temperature != 1.0:
+        add(
+            Stage(
+                "temperature",
+                f"logits divided by {params.temperature:g}",
+                TemperatureLogitsWarper(params.temperature),
+            )
+        )
+    # 4. truncations: drop unlikely tokens, renormalise what is left
+    truncations: list[tuple[bool, str, str, Callable[[], LogitsProcessor]]] = [
+        (
+            params.top_k > 0,
+            "top-k",
+            f"only the {params.top_k} most likely tokens are kept",
+            lambda: TopKLogitsWarper(params.top_k, min_tokens_to_keep=keep),
+        ),
+        (
+            params.top_p < 1.0,
+            "top-p",
+            f"the smallest set of tokens with {params.top_p:g} of the probability is kept",
+            lambda: TopPLogitsWarper(params.top_p, min_tokens_to_keep=keep),
+        ),
+        (
+            params.min_p > 0.0,
+            "min-p",
+            f"tokens below {params.min_p:g} × p(most likely) are dropped",
+            lambda: MinPLogitsWarper(params.min_p, min_tokens_to_keep=keep),
+        ),
+        (
+            params.typical_p < 1.0,
+            "typical-p",
+            f"locally typical tokens with {params.typical_p:g} of the mass are kept",
+            lambda: TypicalLogitsWarper(params.typical_p, min_tokens_to_keep=keep),
+        ),
+    ]
+    for active, name, description, make in truncations:
+        if active:
+            add(Stage(name, description, make()))
+    return DecodingChain(tuple(stages))
+
+
+def neutral_generate_kwargs(params: DecodingParams) -> dict[str, object]:
+    """generate() keyword arguments that switch off everything the chain does itself, and
+    carry the knobs that are not logits processors (beams, lengths, sampling on/off).
+
+    This and `build_chain` are the only places that know Hugging Face's argument names."""
+    kwargs: dict[str, object] = {
+        "do_sample": params.do_sample,
+        "num_beams": params.num_beams,
+        "num_return_sequences": params.num_return_sequences,
+        "max_new_tokens": params.max_new_tokens,
+        # neutral values: the chain applies these itself
+        "repetition_penalty": 1.0,
+        "no_repeat_ngram_size": 0,
+        "min_new_tokens": 0,
+    }
+    if params.num_beams > 1:
+        kwargs.update(length_penalty=params.length_penalty, early_stopping=params.early_stopping)
+    if params.do_sample:
+        # neutral warpers, so that a checkpoint's generation_config (top_k=50...) adds none
+        kwargs.update(temperature=1.0, top_k=0, top_p=1.0, min_p=None, typical_p=1.0)
+    return kwargs

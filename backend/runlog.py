@@ -1,0 +1,185 @@
+"""The run log: every run (finished, failed or stopped) written through SQLAlchemy 2.0.
+
+Tables: `runs` (one row per run) and `token_steps` (the per-token evidence of generation runs,
+keyed by run_id). The caller opens the session and keeps it short:
+
+    with runlog.session() as session, session.begin():
+        run_id = add_run(session, record)
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import JSON, BigInteger, DateTime, Float, ForeignKey, Integer, String, Text, create_engine, event, select
+from sqlalchemy.engine import Engine
+from sqlalchemy.engine.url import make_url
+from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, relationship, sessionmaker
+
+from backend.capture import TokenStep
+
+
+class RunStatus(enum.Enum):
+    OK = "ok"
+    ERROR = "error"
+    CANCELLED = "cancelled"
+
+
+def _utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class Run(Base):
+    __tablename__ = "runs"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_utcnow, index=True)
+    task: Mapped[str] = mapped_column(String(64), index=True)
+    model: Mapped[str] = mapped_column(String(200))
+    status: Mapped[str] = mapped_column(String(16), index=True)
+    input: Mapped[dict[str, Any]] = mapped_column(JSON)  # what the person typed, by field name
+    params: Mapped[dict[str, Any]] = mapped_column(JSON)  # decoding or task parameters
+    seed: Mapped[int | None] = mapped_column(BigInteger)
+    output: Mapped[str | None] = mapped_column(Text)
+    error: Mapped[str | None] = mapped_column(Text)
+    finish_reason: Mapped[str | None] = mapped_column(String(32))
+    result: Mapped[dict[str, Any] | None] = mapped_column(JSON)  # task-specific extras (beams, labels)
+    # metrics
+    prompt_tokens: Mapped[int | None] = mapped_column(Integer)
+    new_tokens: Mapped[int | None] = mapped_column(Integer)
+    ttft_s: Mapped[float | None] = mapped_column(Float)
+    tpot_s: Mapped[float | None] = mapped_column(Float)
+    tokens_per_s: Mapped[float | None] = mapped_column(Float)
+    total_s: Mapped[float | None] = mapped_column(Float)
+    peak_memory_bytes: Mapped[int | None] = mapped_column(BigInteger)
+    memory_kind: Mapped[str | None] = mapped_column(String(32))
+
+    steps: Mapped[list[TokenStepRow]] = relationship(
+        back_populates="run", cascade="all, delete-orphan", order_by="TokenStepRow.position"
+    )
+
+
+class TokenStepRow(Base):
+    __tablename__ = "token_steps"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    run_id: Mapped[int] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"), index=True)
+    position: Mapped[int] = mapped_column(Integer)
+    token_id: Mapped[int] = mapped_column(Integer)
+    text: Mapped[str] = mapped_column(Text)
+    prob: Mapped[float] = mapped_column(Float)  # under the distribution sampled from
+    raw_prob: Mapped[float] = mapped_column(Float)  # under softmax(raw logits)
+    entropy: Mapped[float] = mapped_column(Float)  # bits, sampled distribution
+    raw_entropy: Mapped[float] = mapped_column(Float)  # bits, raw distribution
+    alternatives: Mapped[list[dict[str, Any]]] = mapped_column(JSON)
+
+    run: Mapped[Run] = relationship(back_populates="steps")
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    """Everything a run leaves behind; built by the service, written by `add_run`."""
+
+    task: str
+    model: str
+    status: RunStatus
+    input: dict[str, Any]
+    params: dict[str, Any]
+    seed: int | None = None
+    output: str | None = None
+    error: str | None = None
+    finish_reason: str | None = None
+    result: dict[str, Any] | None = None
+    metrics: dict[str, Any] = field(default_factory=dict)
+    steps: Sequence[TokenStep] = ()
+
+
+_METRIC_COLUMNS = (
+    "prompt_tokens",
+    "new_tokens",
+    "ttft_s",
+    "tpot_s",
+    "tokens_per_s",
+    "total_s",
+    "peak_memory_bytes",
+    "memory_kind",
+)
+
+
+def add_run(session: Session, record: RunRecord) -> int:
+    """Insert the run and its token steps; returns the run id (flushed, not committed)."""
+    run = Run(
+        task=record.task,
+        model=record.model,
+        status=record.status.value,
+        input=record.input,
+        params=record.params,
+        seed=record.seed,
+        output=record.output,
+        error=record.error,
+        finish_reason=record.finish_reason,
+        result=record.result,
+        **{k: record.metrics.get(k) for k in _METRIC_COLUMNS},
+    )
+    session.add(run)
+    session.flush()
+    if record.steps:
+        session.execute(
+            TokenStepRow.__table__.insert(),
+            [
+                {
+                    "run_id": run.id,
+                    "position": s.position,
+                    "token_id": s.token_id,
+                    "text": s.text,
+                    "prob": s.prob,
+                    "raw_prob": s.raw_prob,
+                    "entropy": s.entropy,
+                    "raw_entropy": s.raw_entropy,
+                    "alternatives": s.to_dict()["alternatives"],
+                }
+                for s in record.steps
+            ],
+        )
+    return run.id
+
+
+def recent_runs(session: Session, limit: int = 50, task: str | None = None) -> list[Run]:
+    query = select(Run).order_by(Run.id.desc()).limit(limit)
+    if task is not None:
+        query = query.where(Run.task == task)
+    return list(session.scalars(query))
+
+
+class RunLog:
+    """The database behind the run log: engine, schema, and a session factory."""
+
+    def __init__(self, url: str) -> None:
+        parsed = make_url(url)
+        if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:"):
+            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+        self.engine: Engine = create_engine(url)
+        if parsed.get_backend_name() == "sqlite":
+            event.listen(self.engine, "connect", _sqlite_pragmas)
+        Base.metadata.create_all(self.engine)
+        self.session = sessionmaker(self.engine, expire_on_commit=False)
+
+    def dispose(self) -> None:
+        self.engine.dispose()
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")  # readers do not block the writer
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.close()

@@ -1,0 +1,52 @@
+"""Settings read from the environment, once, into a frozen object (the README lists them)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from backend.errors import ParameterError
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+def _truthy(value: str | None) -> bool:
+    return (value or "").strip().lower() in {"1", "true", "yes", "on"}
+
+
+@dataclass(frozen=True)
+class Settings:
+    # SQLAlchemy URL of the run log. Default: an SQLite file in <repo>/data/.
+    db_url: str
+    # models.yaml to read.
+    models_file: Path
+    # How many models stay loaded at once (least recently used is dropped first).
+    max_loaded_models: int
+    # "auto" (CUDA when present, else CPU), "cpu" or "cuda".
+    device: str
+    # HF_HUB_OFFLINE: no downloads; Hub models that are not cached show as unavailable.
+    offline: bool
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        env = os.environ if env is None else env
+        default_db = REPO_ROOT / "data" / "playground.sqlite"
+        max_loaded_raw = env.get("PLAYGROUND_MAX_LOADED_MODELS", "3")
+        try:
+            max_loaded = int(max_loaded_raw)
+        except ValueError:
+            max_loaded = -1
+        if max_loaded < 1:
+            raise ParameterError("PLAYGROUND_MAX_LOADED_MODELS", "an integer >= 1", max_loaded_raw)
+        device = env.get("PLAYGROUND_DEVICE", "auto")
+        if device not in {"auto", "cpu", "cuda"}:
+            raise ParameterError("PLAYGROUND_DEVICE", "one of auto, cpu, cuda", device)
+        return cls(
+            db_url=env.get("PLAYGROUND_DB_URL") or f"sqlite:///{default_db}",
+            models_file=Path(env.get("PLAYGROUND_MODELS_FILE") or REPO_ROOT / "models.yaml"),
+            max_loaded_models=max_loaded,
+            device=device,
+            offline=_truthy(env.get("HF_HUB_OFFLINE")),
+        )

@@ -1,0 +1,39 @@
+"""The one adapter that turns backend errors into messages in the browser.
+
+Gradio renders a toast's message as HTML, and messages quote what a person typed, so the
+message is escaped here: a typed `<b>` shows as text.
+"""
+
+from __future__ import annotations
+
+import html
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import gradio as gr
+
+from backend.errors import PlaygroundError
+
+log = logging.getLogger(__name__)
+
+
+def error_message(exc: BaseException) -> str:
+    if isinstance(exc, PlaygroundError):
+        return str(exc)
+    return f"Something went wrong ({type(exc).__name__}: {exc}). The run was logged; the app keeps serving."
+
+
+@contextmanager
+def user_facing_errors() -> Iterator[None]:
+    """Re-raise any failure as gr.Error with an escaped, actionable message. The backend has
+    already logged the run; unexpected failures are logged here too."""
+    try:
+        yield
+    except gr.Error:
+        raise
+    except PlaygroundError as exc:
+        raise gr.Error(html.escape(error_message(exc), quote=False), print_exception=False) from exc
+    except Exception as exc:  # unexpected: keep serving, say what happened
+        log.exception("handler failed")
+        raise gr.Error(html.escape(error_message(exc), quote=False)) from exc

@@ -1,0 +1,23 @@
+"""Assembles the app from its tabs; each tab has one builder in ui/tabs/."""
+
+from __future__ import annotations
+
+import gradio as gr
+
+from backend.playground import Playground
+from ui.controls import RunControls
+from ui.tabs.text_generation import build_text_generation_tab
+
+INTRO = """# Transformers Playground
+See how a model produced its answer: every new token with its probability, the alternatives it
+beat, the entropy of the distribution it was drawn from, and the cost (time to first token, time
+per token, memory). Every run is logged."""
+
+
+def build_demo(playground: Playground) -> gr.Blocks:
+    controls = RunControls()
+    with gr.Blocks(title="Transformers Playground") as demo:
+        gr.Markdown(INTRO)
+        with gr.Tabs():
+            build_text_generation_tab(playground, controls)
+    return demo

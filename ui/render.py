@@ -1,0 +1,137 @@
+"""Views of a generation: coloured tokens (escaped HTML), the probability chart, the metrics line.
+
+Everything here is a pure function of backend results, so it is tested without a browser.
+Token texts come from the model and the person: they are always escaped, in the page and in
+plotly's hover labels (which understand a few HTML tags too).
+"""
+
+from __future__ import annotations
+
+import html
+from collections.abc import Sequence
+
+import plotly.graph_objects as go
+
+from backend.capture import TokenStep
+from backend.metrics import RunMetrics
+
+
+def _colour(prob: float) -> str:
+    """Red (unlikely) -> amber -> green (likely), light enough to read black text on."""
+    hue = max(0.0, min(1.0, prob)) * 120.0
+    return f"hsl({hue:.0f}, 75%, 82%)"
+
+
+def _visible(text: str) -> str:
+    """Escape a token for the page, keeping newlines visible as a return mark."""
+    return html.escape(text).replace("\n", "↵\n")
+
+
+def tokens_html(prompt: str, steps: Sequence[TokenStep], status: str = "") -> str:
+    """The prompt in grey, then each new token on a background coloured by its probability
+    under the distribution it was drawn from; hovering a token shows its numbers."""
+    parts = [
+        '<div class="tokens" style="white-space: pre-wrap; font-family: ui-monospace, monospace; '
+        'line-height: 1.9; font-size: 0.95em">',
+        f'<span class="prompt" style="color: #6b7280">{html.escape(prompt)}</span>',
+    ]
+    for step in steps:
+        title = (
+            f"#{step.position} token {step.token_id}: p={step.prob:.3f} (raw {step.raw_prob:.3f}), "
+            f"entropy {step.entropy:.2f} bits"
+        )
+        parts.append(
+            f'<span class="tok" title="{html.escape(title)}" data-p="{step.prob:.4f}" '
+            f'style="background: {_colour(step.prob)}; color: #111; border-radius: 3px; '
+            f'padding: 1px 0; margin: 0 1px">{_visible(step.text)}</span>'
+        )
+    if status:
+        parts.append(f' <span class="status" style="color: #6b7280">[{html.escape(status)}]</span>')
+    parts.append("</div>")
+    return "".join(parts)
+
+
+def _hover(step: TokenStep) -> str:
+    lines = [
+        f"<b>#{step.position}</b> {html.escape(repr(step.text))}",
+        f"p sampled {step.prob:.3f} · p raw {step.raw_prob:.3f}",
+        f"entropy {step.entropy:.2f} bits (raw {step.raw_entropy:.2f})",
+        "alternatives (p sampled / p raw):",
+    ]
+    for alt in step.alternatives:
+        mark = "▶ " if alt.token_id == step.token_id else "   "
+        lines.append(f"{mark}{html.escape(repr(alt.text))}  {alt.prob:.3f} / {alt.raw_prob:.3f}")
+    return "<br>".join(lines)
+
+
+def probability_figure(steps: Sequence[TokenStep], title: str = "") -> go.Figure:
+    """Per position: p(chosen) under the sampled distribution, under the raw model
+    distribution, and the entropy of the sampled distribution (bits, right axis)."""
+    x = [s.position for s in steps]
+    hover = [_hover(s) for s in steps]
+    figure = go.Figure()
+    figure.add_trace(
+        go.Bar(
+            x=x,
+            y=[s.entropy for s in steps],
+            name="entropy (bits)",
+            yaxis="y2",
+            marker_color="rgba(148, 163, 184, 0.35)",
+            hoverinfo="skip",
+        )
+    )
+    figure.add_trace(
+        go.Scatter(
+            x=x,
+            y=[s.prob for s in steps],
+            name="p chosen (sampled distribution)",
+            mode="lines+markers",
+            line={"color": "#2563eb"},
+            customdata=hover,
+            hovertemplate="%{customdata}<extra></extra>",
+        )
+    )
+    figure.add_trace(
+        go.Scatter(
+            x=x,
+            y=[s.raw_prob for s in steps],
+            name="p chosen (raw model)",
+            mode="lines+markers",
+            line={"color": "#f97316", "dash": "dot"},
+            hoverinfo="skip",
+        )
+    )
+    figure.update_layout(
+        title=title or None,
+        height=340,
+        margin={"l": 50, "r": 50, "t": 40 if title else 20, "b": 40},
+        xaxis={"title": "position of the new token"},
+        yaxis={"title": "probability", "range": [0, 1.02]},
+        yaxis2={"title": "entropy (bits)", "overlaying": "y", "side": "right", "rangemode": "tozero", "showgrid": False},
+        legend={"orientation": "h", "y": 1.12},
+        hovermode="closest",
+        bargap=0.1,
+    )
+    return figure
+
+
+def _ms(seconds: float | None) -> str:
+    return "n/a" if seconds is None else f"{seconds * 1000:.1f} ms"
+
+
+def metrics_markdown(metrics: RunMetrics, *, seed: int, finish_reason: str, chain: str, notes: Sequence[str] = ()) -> str:
+    memory = "peak RSS" if metrics.memory_kind == "rss" else "peak CUDA memory"
+    rate = "n/a" if metrics.tokens_per_s is None else f"{metrics.tokens_per_s:.1f} tokens/s"
+    line = (
+        f"**TTFT** {_ms(metrics.ttft_s)} · **TPOT** {_ms(metrics.tpot_s)} · **throughput** {rate} · "
+        f"**prompt** {metrics.prompt_tokens} tokens · **new** {metrics.new_tokens} tokens · "
+        f"**{memory}** {metrics.peak_memory_bytes / 2**20:.0f} MiB · **seed** {seed} · **finish** {finish_reason}"
+    )
+    lines = [line, f"**decoding chain:** {html.escape(chain)}"]
+    lines.extend(f"**note:** {html.escape(note)}" for note in notes)
+    return "\n\n".join(lines)
+
+
+def progress_markdown(n_tokens: int, elapsed_s: float) -> str:
+    rate = n_tokens / elapsed_s if elapsed_s > 0 else 0.0
+    return f"generating… {n_tokens} tokens in {elapsed_s:.1f} s ({rate:.1f} tokens/s)"
