@@ -9,14 +9,14 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from backend.errors import PlaygroundError
 from backend.generation import FinishReason, GenerationDone, GenerationEngine, GenerationResult, TokenEvent
 from backend.params import DecodingParams
-from backend.registry import ModelRegistry, ModelSpec, ProgressFn, Task, load_specs
+from backend.registry import LoadedModel, ModelRegistry, ModelSpec, ProgressFn, Task, load_specs
 from backend.runlog import RunLog, RunRecord, RunStatus, add_run
 from backend.settings import Settings
 
@@ -74,6 +74,27 @@ class GenerationRun:
             "notes": list(result.notes),
             "params": result.params.to_dict(),
         }
+
+
+@dataclass(frozen=True)
+class TaskOutput:
+    """What a non-generative task returns: a one-line summary (logged as the run's output), a
+    JSON-ready result (logged, and returned by the API), and how long it took."""
+
+    summary: str
+    result: dict[str, Any]
+    seconds: float
+    input_tokens: int | None = None
+
+
+@dataclass(frozen=True)
+class TaskRun:
+    run_id: int
+    model: str
+    output: TaskOutput
+
+    def to_json(self) -> dict[str, Any]:
+        return {"run_id": self.run_id, "model": self.model, **self.output.result, "seconds": self.output.seconds}
 
 
 class Playground:
@@ -177,6 +198,43 @@ class Playground:
             log.exception("%s run on %r failed", task.value, model)
             self._log(RunRecord(status=RunStatus.ERROR, error=f"{type(exc).__name__}: {exc}", **record))
             raise
+
+    # -- the other tasks --------------------------------------------------------------------
+
+    def run_task(
+        self,
+        task: Task,
+        model: str,
+        inputs: Mapping[str, Any],
+        params: Mapping[str, Any],
+        compute: Callable[[LoadedModel], TaskOutput],
+        progress: ProgressFn | None = None,
+    ) -> TaskRun:
+        """Run one non-streaming task and log it. `compute` gets the loaded model (checked to be
+        a `task` model) and returns the output; any PlaygroundError it raises is logged as an
+        error run and re-raised, as is anything unexpected."""
+        record: dict[str, Any] = {"task": task.value, "model": model, "input": dict(inputs), "params": dict(params)}
+        try:
+            loaded = self.registry.get(model, task, progress)
+            output = compute(loaded)
+        except PlaygroundError as exc:
+            log.warning("%s run on %r failed: %s", task.value, model, exc)
+            self._log(RunRecord(status=RunStatus.ERROR, error=str(exc), **record))
+            raise
+        except Exception as exc:  # a bug or a runtime failure: log the run, then let it surface
+            log.exception("%s run on %r failed", task.value, model)
+            self._log(RunRecord(status=RunStatus.ERROR, error=f"{type(exc).__name__}: {exc}", **record))
+            raise
+        run_id = self._log(
+            RunRecord(
+                status=RunStatus.OK,
+                output=output.summary,
+                result=output.result,
+                metrics={"total_s": output.seconds, "prompt_tokens": output.input_tokens},
+                **record,
+            )
+        )
+        return TaskRun(run_id, model, output)
 
     # -- run log ----------------------------------------------------------------------------
 
