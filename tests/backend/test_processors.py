@@ -1,0 +1,70 @@
+"""The decoding chain: the custom presence/frequency penalty against a hand computation, and
+the order of the stages."""
+
+from __future__ import annotations
+
+import torch
+from transformers import TemperatureLogitsWarper, TopKLogitsWarper, TopPLogitsWarper
+
+from backend.params import DecodingParams
+from backend.processors import PresenceFrequencyPenaltyLogitsProcessor, build_chain
+
+
+def test_presence_frequency_penalty_matches_hand_computation() -> None:
+    # prompt = [5, 1]; generated = [1, 1, 3] -> counts: 1 -> 2, 3 -> 1 (the prompt's 5 does not count)
+    input_ids = torch.tensor([[5, 1, 1, 1, 3]])
+    scores = torch.tensor([[0.5, 2.0, -1.0, 1.0, 0.0, 3.0]])
+    out = PresenceFrequencyPenaltyLogitsProcessor(presence_penalty=0.5, frequency_penalty=0.25, prompt_length=2)(
+        input_ids, scores.clone()
+    )
+    expected = [
+        0.5,  # token 0: unseen
+        2.0 - 0.5 - 0.25 * 2,  # token 1: seen twice in the output
+        -1.0,  # token 2: unseen
+        1.0 - 0.5 - 0.25 * 1,  # token 3: seen once
+        0.0,  # token 4: unseen
+        3.0,  # token 5: only in the prompt
+    ]
+    assert torch.allclose(out, torch.tensor([expected]))
+
+
+def test_penalty_is_per_row_and_negative_values_reward() -> None:
+    input_ids = torch.tensor([[0, 2, 2], [0, 1, 0]])
+    scores = torch.zeros(2, 3)
+    out = PresenceFrequencyPenaltyLogitsProcessor(-1.0, 0.0, prompt_length=1)(input_ids, scores)
+    assert out.tolist() == [[0.0, 0.0, 1.0], [1.0, 1.0, 0.0]]
+
+
+def test_nothing_generated_yet_changes_nothing() -> None:
+    scores = torch.randn(1, 7)
+    out = PresenceFrequencyPenaltyLogitsProcessor(1.0, 1.0, prompt_length=3)(torch.tensor([[1, 2, 3]]), scores)
+    assert torch.equal(out, scores)
+
+
+def test_chain_order_is_penalties_then_temperature_then_truncations() -> None:
+    params = DecodingParams(
+        temperature=0.7, top_k=20, top_p=0.9, min_p=0.05, typical_p=0.95, repetition_penalty=1.2,
+        presence_penalty=0.3, frequency_penalty=0.1, no_repeat_ngram_size=3, min_new_tokens=2,
+    )
+    chain = build_chain(params, prompt_length=4, eos_token_ids=[0])
+    assert chain.names == [
+        "repetition penalty", "presence/frequency penalty", "no-repeat n-gram", "min new tokens",
+        "temperature", "top-k", "top-p", "min-p", "typical-p",
+    ]
+
+
+def test_greedy_chain_has_no_warpers_and_neutral_values_add_nothing() -> None:
+    greedy = build_chain(DecodingParams(top_k=10, top_p=0.5), prompt_length=1, eos_token_ids=[0])
+    assert greedy.names == []
+    assert greedy.describe() == "raw logits → softmax (no processing)"
+    sampling = build_chain(DecodingParams(temperature=1.0), prompt_length=1, eos_token_ids=[0])
+    assert sampling.names == []
+
+
+def test_chain_output_equals_the_warpers_applied_by_hand() -> None:
+    torch.manual_seed(0)
+    scores = torch.randn(1, 50)
+    ids = torch.tensor([[1, 2, 3]])
+    chain = build_chain(DecodingParams(temperature=0.5, top_k=10, top_p=0.8), prompt_length=3, eos_token_ids=[0])
+    expected = TopPLogitsWarper(0.8)(ids, TopKLogitsWarper(10)(ids, TemperatureLogitsWarper(0.5)(ids, scores.clone())))
+    assert torch.equal(chain.processors()(ids, scores.clone()), expected)
