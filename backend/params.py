@@ -146,13 +146,13 @@ class DecodingParams:
         if self.min_new_tokens > self.max_new_tokens:
             raise ParameterError(
                 "min_new_tokens",
-                f"<= max_new_tokens ({self.max_new_tokens})",
+                f"at most max_new_tokens ({self.max_new_tokens})",
                 self.min_new_tokens,
             )
         if not self.do_sample and self.num_return_sequences > self.num_beams:
             raise ParameterError(
                 "num_return_sequences",
-                f"<= num_beams ({self.num_beams}) when not sampling (temperature 0)",
+                f"at most num_beams ({self.num_beams}) when not sampling (temperature 0)",
                 self.num_return_sequences,
             )
 

@@ -24,6 +24,12 @@ def tiny_gpt2_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def long_gpt2_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Room for the 1024-token cap: long enough a stream to press Stop in the middle of."""
+    return build_tiny_gpt2(tmp_path_factory.mktemp("long-gpt2"), n_positions=1100)
+
+
+@pytest.fixture(scope="session")
 def corrupt_model_dir(tmp_path_factory: pytest.TempPathFactory, tiny_gpt2_dir: Path) -> Path:
     folder = tmp_path_factory.mktemp("corrupt")
     for f in tiny_gpt2_dir.iterdir():
@@ -32,7 +38,20 @@ def corrupt_model_dir(tmp_path_factory: pytest.TempPathFactory, tiny_gpt2_dir: P
     return folder
 
 
-def write_models_yaml(path: Path, tiny: Path, corrupt: Path) -> Path:
+def write_models_yaml(path: Path, tiny: Path, corrupt: Path, long: Path | None = None) -> Path:
+    extra = (
+        f"""
+  - name: long-gpt2
+    task: text-generation
+    family: decoder
+    source: {{path: {long}}}
+    max_context: 1100
+    description: a tiny random GPT-2 with a long context
+    trained: false
+"""
+        if long is not None
+        else ""
+    )
     path.write_text(
         f"""
 models:
@@ -55,7 +74,8 @@ models:
     source: {{hub: HuggingFaceTB/SmolLM2-135M-Instruct}}
     max_context: 8192
     description: a Hub model that is not in the cache
-""",
+"""
+        + extra,
         encoding="utf-8",
     )
     return path
@@ -79,3 +99,28 @@ def playground(settings: Settings) -> Playground:
     pg = Playground(settings)
     yield pg
     pg.close()
+
+
+@pytest.fixture(scope="session")
+def served_app(tmp_path_factory: pytest.TempPathFactory, tiny_gpt2_dir: Path, corrupt_model_dir: Path, long_gpt2_dir: Path):
+    """The real app (build_demo on a Playground) served on a free loopback port."""
+    from ui.interface import build_demo
+
+    folder = tmp_path_factory.mktemp("app")
+    settings = Settings.from_env(
+        {
+            "PLAYGROUND_DB_URL": f"sqlite:///{folder / 'runs.sqlite'}",
+            "PLAYGROUND_MODELS_FILE": str(write_models_yaml(folder / "models.yaml", tiny_gpt2_dir, corrupt_model_dir, long_gpt2_dir)),
+            "HF_HUB_OFFLINE": "1",
+            "PLAYGROUND_DEVICE": "cpu",
+        }
+    )
+    pg = Playground(settings)
+    demo = build_demo(pg)
+    demo.queue(default_concurrency_limit=1)
+    demo.launch(prevent_thread_lock=True, server_name="127.0.0.1", server_port=None, quiet=True)
+    try:
+        yield demo.local_url.rstrip("/"), pg
+    finally:
+        demo.close()
+        pg.close()

@@ -1,12 +1,12 @@
 """The one adapter that turns backend errors into messages in the browser.
 
-Gradio renders a toast's message as HTML, and messages quote what a person typed, so the
-message is escaped here: a typed `<b>` shows as text.
+Gradio renders a toast's message as HTML, and messages quote what a person typed, so every
+"<" is escaped here: a typed `<b>` shows as text. (Only "<" can open a tag; leaving ">" and "&"
+alone keeps the messages that API clients read plain. The backend words its rules without "<".)
 """
 
 from __future__ import annotations
 
-import html
 import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -24,6 +24,10 @@ def error_message(exc: BaseException) -> str:
     return f"Something went wrong ({type(exc).__name__}: {exc}). The run was logged; the app keeps serving."
 
 
+def _escape(message: str) -> str:
+    return message.replace("<", "&lt;")
+
+
 @contextmanager
 def user_facing_errors() -> Iterator[None]:
     """Re-raise any failure as gr.Error with an escaped, actionable message. The backend has
@@ -33,7 +37,7 @@ def user_facing_errors() -> Iterator[None]:
     except gr.Error:
         raise
     except PlaygroundError as exc:
-        raise gr.Error(html.escape(error_message(exc), quote=False), print_exception=False) from exc
+        raise gr.Error(_escape(error_message(exc)), print_exception=False) from exc
     except Exception as exc:  # unexpected: keep serving, say what happened
         log.exception("handler failed")
-        raise gr.Error(html.escape(error_message(exc), quote=False)) from exc
+        raise gr.Error(_escape(error_message(exc))) from exc

@@ -26,10 +26,10 @@ BAD = [
     ({"num_beams": 0}, "num_beams must be an integer in [1, 16], got 0."),
     ({"max_new_tokens": 0}, f"max_new_tokens must be an integer in [1, {MAX_NEW_TOKENS_CAP}], got 0."),
     ({"max_new_tokens": MAX_NEW_TOKENS_CAP + 1}, f"max_new_tokens must be an integer in [1, {MAX_NEW_TOKENS_CAP}], got {MAX_NEW_TOKENS_CAP + 1}."),
-    ({"min_new_tokens": 10, "max_new_tokens": 5}, "min_new_tokens must be <= max_new_tokens (5), got 10."),
+    ({"min_new_tokens": 10, "max_new_tokens": 5}, "min_new_tokens must be at most max_new_tokens (5), got 10."),
     (
         {"num_return_sequences": 3, "num_beams": 2},
-        "num_return_sequences must be <= num_beams (2) when not sampling (temperature 0), got 3.",
+        "num_return_sequences must be at most num_beams (2) when not sampling (temperature 0), got 3.",
     ),
     ({"seed": -1}, "seed must be empty or an integer in [0, 4294967295], got -1."),
     ({"seed": "abc"}, "seed must be empty or an integer in [0, 4294967295], got 'abc'."),

@@ -12,6 +12,7 @@ import gradio as gr
 
 from backend.capture import TokenStep
 from backend.generation import TokenEvent
+from backend.params import DecodingParams
 from backend.playground import ARCHITECTURE_LESSONS, GenerationRun, Playground
 from backend.registry import Task
 from ui.controls import RunControls
@@ -136,7 +137,7 @@ def build_text_generation_tab(playground: Playground, controls: RunControls) -> 
     generate.click(
         text_generation,
         inputs=[model, prompt],
-        inputs_kwargs=dict(panel.components),
+        inputs_kwargs={name: panel.components[name] for name in DecodingParams.field_names()},
         outputs=outputs,
         api_name="text_generation",
     )

@@ -1,0 +1,63 @@
+"""A person in a browser: type a prompt, Generate, watch tokens stream and the chart grow, Stop."""
+
+from __future__ import annotations
+
+import time
+
+from sqlalchemy import select
+
+from backend.runlog import Run
+
+
+def choose_model(page, name: str) -> None:
+    dropdown = page.get_by_label("Model", exact=True)
+    dropdown.click()
+    dropdown.fill(name)
+    dropdown.press("Enter")
+    page.wait_for_selector(f"text={name} · decoder")
+
+
+def set_number(page, label: str, value: int) -> None:
+    box = page.get_by_label(f"number input for {label}")
+    box.fill(str(value))
+    box.press("Enter")
+
+
+def token_count(page) -> int:
+    return page.locator("#text_generation_output span.tok").count()
+
+
+def test_generate_streams_tokens_and_the_chart(page, served_app) -> None:
+    page.get_by_label("Prompt").fill("Return the <b>bold</b> value")
+    page.get_by_role("button", name="Generate", exact=True).click()
+    page.wait_for_selector("#text_generation_output .status:has-text('length')", timeout=30_000)
+    output = page.locator("#text_generation_output")
+    assert output.locator("span.tok").count() == 64  # the default max_new_tokens
+    assert output.locator("b").count() == 0  # the typed <b> is text, not markup
+    assert "<b>bold</b>" in output.inner_text()
+    page.wait_for_selector("#text_generation_chart .js-plotly-plot", timeout=10_000)
+    assert page.locator("#text_generation_chart .scatterlayer .trace").count() == 2
+    assert "TTFT" in page.locator("#text_generation_metrics").inner_text()
+
+
+def test_stop_ends_generation_and_keeps_the_partial_output(page, served_app) -> None:
+    _, playground = served_app
+    choose_model(page, "long-gpt2")
+    set_number(page, "max_new_tokens", 1024)
+    page.get_by_label("Prompt").fill("Return the")
+    page.get_by_role("button", name="Generate", exact=True).click()
+    page.wait_for_function("document.querySelectorAll('#text_generation_output span.tok').length > 0", timeout=30_000)
+    first = token_count(page)
+    page.wait_for_function(
+        f"document.querySelectorAll('#text_generation_output span.tok').length > {first}", timeout=30_000
+    )  # more tokens arrived: the output streams
+    page.get_by_role("button", name="Stop", exact=True).click()
+    page.wait_for_selector("#text_generation_output .status:has-text('cancelled')", timeout=30_000)
+    kept = token_count(page)
+    assert first < kept < 1024
+    time.sleep(0.5)
+    assert token_count(page) == kept  # nothing more arrives after Stop
+    assert "finish cancelled" in page.locator("#text_generation_metrics").inner_text()
+    with playground.runlog.session() as session:
+        run = session.scalars(select(Run).where(Run.model == "long-gpt2").order_by(Run.id.desc())).first()
+    assert run.status == "cancelled" and run.new_tokens == kept

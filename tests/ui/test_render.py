@@ -1,0 +1,40 @@
+"""Views: tokens are escaped, the chart has the three series and the alternatives in hover."""
+
+from __future__ import annotations
+
+from backend.capture import Alternative, TokenStep
+from backend.metrics import RunMetrics
+from ui.render import metrics_markdown, probability_figure, tokens_html
+
+
+def step(position: int, text: str, prob: float = 0.5) -> TokenStep:
+    alternatives = (Alternative(1, text, prob, 0.4), Alternative(2, "<i>", 0.0, 0.3))
+    return TokenStep(position, 1, text, prob, 0.4, 1.5, 2.0, alternatives, 0.01 * position)
+
+
+def test_tokens_are_escaped_never_rendered_as_html() -> None:
+    page = tokens_html("<script>alert(1)</script>", [step(0, "<b>"), step(1, '" onmouseover="x')])
+    assert "<script>" not in page and "&lt;script&gt;alert(1)&lt;/script&gt;" in page
+    assert "<b>" not in page and "&lt;b&gt;" in page
+    assert 'onmouseover="x' not in page
+
+
+def test_token_colour_follows_probability() -> None:
+    page = tokens_html("", [step(0, "a", 0.0), step(1, "b", 1.0)])
+    assert "hsl(0, 75%, 82%)" in page and "hsl(120, 75%, 82%)" in page
+
+
+def test_chart_has_sampled_raw_and_entropy_with_escaped_alternatives() -> None:
+    figure = probability_figure([step(0, "<b>"), step(1, "x", 0.9)])
+    names = [trace.name for trace in figure.data]
+    assert names == ["entropy (bits)", "p chosen (sampled distribution)", "p chosen (raw model)"]
+    assert list(figure.data[1].y) == [0.5, 0.9] and list(figure.data[2].y) == [0.4, 0.4]
+    hover = figure.data[1].customdata[0]
+    assert "&lt;i&gt;" in hover and "<i>" not in hover and "0.000 / 0.300" in hover
+
+
+def test_metrics_line() -> None:
+    metrics = RunMetrics(3, 10, 0.05, 0.002, 150.0, 0.07, 300 * 2**20, "rss")
+    line = metrics_markdown(metrics, seed=42, finish_reason="length", chain="raw logits → softmax")
+    assert "**TTFT** 50.0 ms" in line and "**TPOT** 2.0 ms" in line and "150.0 tokens/s" in line
+    assert "**peak RSS** 300 MiB" in line and "**seed** 42" in line
