@@ -1,0 +1,199 @@
+"""Generation speed on the embedded generator: is per-token capture (and the app) nearly free?
+
+Greedy decoding of exactly N new tokens (min_new_tokens = max_new_tokens, so an early end of
+sequence cannot shorten a run), measured three ways in one run of this script:
+
+  (a) bare `model.generate` (a timing-only streamer records the first token's arrival)
+  (b) the engine: the explicit decoding chain, raw/final taps, a TokenStep per token
+  (c) end to end: `python app.py` in a subprocess, driven by gradio_client's streaming API
+
+It prints tokens/s and time to first token for each, and the ratios b/a and c/a (targets:
+b/a >= 0.95, c/a >= 0.85). Each figure is the median of --repeats runs after a warm-up.
+
+    python -m bench.generation_speed [--tokens 256] [--repeats 5] [--model "stdlib-gpt2 (embedded)"]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+import torch  # noqa: E402
+from transformers.generation.streamers import BaseStreamer  # noqa: E402
+
+from backend.generation import GenerationDone, GenerationEngine, TokenEvent  # noqa: E402
+from backend.params import DecodingParams  # noqa: E402
+from backend.registry import ModelRegistry, load_specs  # noqa: E402
+
+PROMPT = "Return a new list containing all items from the iterable in ascending order."
+
+
+@dataclass(frozen=True)
+class Measurement:
+    ttft_s: float
+    total_s: float
+    tokens: int
+
+    @property
+    def tokens_per_s(self) -> float:
+        return self.tokens / self.total_s
+
+
+class FirstTokenClock(BaseStreamer):
+    """Records when the first new token arrives; does nothing else."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+        self.first: float | None = None
+
+    def put(self, value: torch.Tensor) -> None:
+        self.calls += 1
+        if self.calls == 2:  # the first put carries the prompt
+            self.first = time.perf_counter()
+
+    def end(self) -> None:
+        pass
+
+
+def bare_generate(loaded, n: int) -> Measurement:
+    inputs = loaded.tokenizer(PROMPT, return_tensors="pt").to(loaded.device)
+    clock = FirstTokenClock()
+    start = time.perf_counter()
+    out = loaded.model.generate(
+        **inputs, do_sample=False, max_new_tokens=n, min_new_tokens=n, streamer=clock,
+        pad_token_id=loaded.tokenizer.eos_token_id,
+    )
+    end = time.perf_counter()
+    tokens = out.shape[1] - inputs["input_ids"].shape[1]
+    return Measurement(clock.first - start, end - start, tokens)
+
+
+def engine_generate(engine: GenerationEngine, loaded, n: int) -> Measurement:
+    params = DecodingParams(max_new_tokens=n, min_new_tokens=n, seed=0)
+    start = time.perf_counter()
+    first = None
+    tokens = 0
+    for event in engine.stream(loaded, PROMPT, params, threading.Event()):
+        if isinstance(event, TokenEvent):
+            tokens += 1
+            if first is None:
+                first = time.perf_counter()
+        else:
+            assert isinstance(event, GenerationDone)
+    end = time.perf_counter()
+    return Measurement(first - start, end - start, tokens)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def app_generate(client, model: str, n: int) -> Measurement:
+    start = time.perf_counter()
+    job = client.submit(
+        model=model, prompt=PROMPT, max_new_tokens=n, min_new_tokens=n, seed="0", api_name="/text_generation"
+    )
+    first = None
+    for update in job:
+        if first is None and update[-1] and update[-1].get("new_tokens", 0) > 0:
+            first = time.perf_counter()
+    end = time.perf_counter()
+    result = job.outputs()[-1][-1]
+    return Measurement((first or end) - start, end - start, result["metrics"]["new_tokens"])
+
+
+def start_app(port: int, db: Path) -> subprocess.Popen:
+    env = {
+        **os.environ,
+        "GRADIO_SERVER_PORT": str(port),
+        "GRADIO_SERVER_NAME": "127.0.0.1",
+        "PLAYGROUND_DB_URL": f"sqlite:///{db}",
+        "GRADIO_ANALYTICS_ENABLED": "False",
+    }
+    process = subprocess.Popen(
+        [sys.executable, str(ROOT / "app.py")], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    deadline = time.time() + 120
+    while time.time() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=1):
+                return process
+        except OSError:
+            time.sleep(0.5)
+    process.kill()
+    raise RuntimeError("the app did not start within 120 s")
+
+
+def median(measurements: list[Measurement]) -> Measurement:
+    return Measurement(
+        statistics.median(m.ttft_s for m in measurements),
+        statistics.median(m.total_s for m in measurements),
+        measurements[0].tokens,
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--tokens", type=int, default=256)
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--model", default="stdlib-gpt2 (embedded)")
+    args = parser.parse_args()
+
+    specs = load_specs(ROOT / "models.yaml")
+    registry = ModelRegistry(specs, max_loaded=1, device="auto", offline=True)
+    loaded = registry.get(args.model)
+    engine = GenerationEngine()
+    print(f"model {args.model} on {loaded.device}, torch threads {torch.get_num_threads()}, "
+          f"greedy, {args.tokens} new tokens, median of {args.repeats} runs after a warm-up")
+
+    # (a) and (b) alternate, so that drift in machine load hits both alike
+    bare_generate(loaded, args.tokens)
+    engine_generate(engine, loaded, args.tokens)
+    a_runs, b_runs = [], []
+    for _ in range(args.repeats):
+        a_runs.append(bare_generate(loaded, args.tokens))
+        b_runs.append(engine_generate(engine, loaded, args.tokens))
+
+    # (c) through the running app; (a) measured again around it for a fair ratio
+    from gradio_client import Client
+
+    port = free_port()
+    with tempfile.TemporaryDirectory() as tmp:
+        process = start_app(port, Path(tmp) / "bench.sqlite")
+        try:
+            client = Client(f"http://127.0.0.1:{port}/", verbose=False)
+            app_generate(client, args.model, args.tokens)  # warm-up: loads the model in the app
+            c_runs = []
+            for _ in range(args.repeats):
+                c_runs.append(app_generate(client, args.model, args.tokens))
+                a_runs.append(bare_generate(loaded, args.tokens))
+        finally:
+            process.terminate()
+            process.wait(timeout=30)
+
+    a, b, c = median(a_runs), median(b_runs), median(c_runs)
+    rows = [("(a) bare model.generate", a), ("(b) engine with per-token capture", b), ("(c) app via gradio_client", c)]
+    print(f"{'':38} {'tokens/s':>10} {'TTFT ms':>9} {'total s':>8} {'tokens':>7}")
+    for name, m in rows:
+        print(f"{name:38} {m.tokens_per_s:10.1f} {m.ttft_s * 1000:9.1f} {m.total_s:8.3f} {m.tokens:7d}")
+    print(f"ratio b/a (throughput) = {b.tokens_per_s / a.tokens_per_s:.3f}  (target >= 0.95)")
+    print(f"ratio c/a (throughput) = {c.tokens_per_s / a.tokens_per_s:.3f}  (target >= 0.85)")
+
+
+if __name__ == "__main__":
+    main()
