@@ -83,18 +83,24 @@ class RawStep:
     time: float  # perf_counter() when the token arrived
 
 
-def step_numbers(raw_logits: torch.Tensor, final_scores: torch.Tensor, token_id: int, k: int, now: float) -> RawStep:
-    """Numbers of one step from a raw logits row and a processed scores row (1-D, same vocab)."""
+def step_numbers(raw_logits: torch.Tensor, final_scores: torch.Tensor | None, token_id: int, k: int, now: float) -> RawStep:
+    """Numbers of one step from a raw logits row and a processed scores row (1-D, same vocab);
+    `final_scores` None means the chain was empty and both distributions are the same."""
     raw_logp = torch.log_softmax(raw_logits.float(), dim=-1)
-    final_logp = torch.log_softmax(final_scores.float(), dim=-1)
+    raw_entropy = torch.special.entr(raw_logp.exp()).sum().unsqueeze(0)
+    if final_scores is None:  # an empty chain: the sampled distribution is the raw one
+        final_logp, entropy = raw_logp, raw_entropy
+    else:
+        final_logp = torch.log_softmax(final_scores.float(), dim=-1)
+        entropy = torch.special.entr(final_logp.exp()).sum().unsqueeze(0)
     top = torch.topk(raw_logp, k=min(k, raw_logp.shape[-1]))
     ids = top.indices
     packed = torch.cat(
         (
             final_logp[token_id : token_id + 1].exp(),
             raw_logp[token_id : token_id + 1].exp(),
-            torch.special.entr(final_logp.exp()).sum().unsqueeze(0),
-            torch.special.entr(raw_logp.exp()).sum().unsqueeze(0),
+            entropy,
+            raw_entropy,
             final_logp[ids].exp(),
             top.values.exp(),
         )
@@ -132,14 +138,16 @@ def decode_step(raw: RawStep, position: int, decode: Callable[[int], str], start
 
 
 class RawTap(LogitsProcessor):
-    """First in the chain: keeps a reference to the model's logits of this step."""
+    """First in the chain: keeps the model's logits of this step. With stages after it, a copy
+    (stages may write into the scores in place: no-repeat n-gram does); with none, the very
+    tensor that FinalTap sees, which tells `step_numbers` that both distributions are one."""
 
-    def __init__(self) -> None:
+    def __init__(self, copy: bool) -> None:
+        self.copy = copy
         self.logits: torch.Tensor | None = None
 
     def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
-        # Stages may write into `scores` in place (no-repeat n-gram does): keep a copy.
-        self.logits = scores[0].clone()
+        self.logits = scores.clone() if self.copy else scores
         return scores
 
 
@@ -150,7 +158,7 @@ class FinalTap(LogitsProcessor):
         self.scores: torch.Tensor | None = None
 
     def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
-        self.scores = scores[0]
+        self.scores = scores
         return scores
 
 
@@ -177,7 +185,8 @@ class StepStreamer(BaseStreamer):
         if self.raw.logits is None or self.final.scores is None:
             raise RuntimeError("StepStreamer got a token before the chain observed any logits")
         token_id = int(value.reshape(-1)[0])
-        self.queue.put(step_numbers(self.raw.logits, self.final.scores, token_id, self.k, now))
+        raw, final = self.raw.logits, self.final.scores
+        self.queue.put(step_numbers(raw[0], None if final is raw else final[0], token_id, self.k, now))
         self.on_token()
 
     def end(self) -> None:

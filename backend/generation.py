@@ -220,7 +220,7 @@ def _run_in_thread(target: Any) -> tuple[threading.Thread, dict[str, BaseExcepti
 def _stream_one(
     loaded: LoadedModel, prepared: _Prepared, params: DecodingParams, chain: DecodingChain, cancel: threading.Event
 ) -> Iterator[GenerationEvent]:
-    raw_tap, final_tap = RawTap(), FinalTap()
+    raw_tap, final_tap = RawTap(copy=bool(chain.stages)), FinalTap()
     meter = MemoryMeter(loaded.device)
     streamer = StepStreamer(raw_tap, final_tap, params.top_alternatives, meter.sample)
     kwargs = _generate_kwargs(loaded, prepared, params, cancel)
