@@ -136,6 +136,7 @@ class Playground:
         cancel: threading.Event,
         progress: ProgressFn | None = None,
         task: Task = Task.TEXT_GENERATION,
+        input_name: str = "prompt",
     ) -> Iterator[TokenEvent | GenerationRun]:
         """Stream a generation (text generation, and the encoder-decoder tasks with their own
         `task`). Yields TokenEvents, then one GenerationRun. Every outcome is logged; errors are
@@ -143,7 +144,7 @@ class Playground:
         record: dict[str, Any] = {
             "task": task.value,
             "model": model,
-            "input": {"prompt": prompt},
+            "input": {input_name: prompt},
             "params": dict(params),
         }
         steps: list[Any] = []
@@ -152,7 +153,9 @@ class Playground:
             record["params"] = decoding.to_dict()
             loaded = self.registry.get(model, task, progress)
             truncate = task is not Task.TEXT_GENERATION
-            for event in self.engine.stream(loaded, prompt, decoding, cancel, truncate_input=truncate):
+            # T5-style checkpoints expect a task prefix ("summarize: "); models.yaml says which
+            model_input = str(loaded.spec.options.get("prefix", "")) + prompt if prompt.strip() else prompt
+            for event in self.engine.stream(loaded, model_input, decoding, cancel, truncate_input=truncate):
                 if isinstance(event, TokenEvent):
                     steps.append(event.step)
                     yield event

