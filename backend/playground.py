@@ -7,6 +7,7 @@ It never imports gradio.
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 from collections.abc import Callable, Iterator, Mapping
@@ -126,6 +127,20 @@ class Playground:
             choices.append(ModelChoice(spec.name, label, availability.available, availability.reason, spec))
         return choices
 
+    def special_token(self, model: str, name: str) -> str | None:
+        """A special token of a model's tokenizer (e.g. its mask token) without loading the
+        model: from the loaded tokenizer if it is loaded, else from a local tokenizer_config.json."""
+        spec = self.registry.specs.get(model)
+        if spec is None:
+            return None
+        if self.registry.is_loaded(model):
+            return getattr(self.registry.get(model).tokenizer, name, None)
+        config = spec.path / "tokenizer_config.json" if spec.path is not None else None
+        if config is None or not config.is_file():
+            return None
+        value = json.loads(config.read_text(encoding="utf-8")).get(name)
+        return value.get("content") if isinstance(value, dict) else value
+
     # -- text generation --------------------------------------------------------------------
 
     def text_generation(
@@ -238,6 +253,81 @@ class Playground:
             )
         )
         return TaskRun(run_id, model, output)
+
+    # -- one method per encoder task (each a logged run; see backend/tasks/) ------------------
+
+    def classify(self, model: str, text: str, progress: ProgressFn | None = None) -> TaskRun:
+        from backend.tasks import classification, timed
+
+        return self.run_task(
+            Task.TEXT_CLASSIFICATION, model, {"text": text}, {},
+            lambda loaded: timed(classification.classify, loaded, text), progress,
+        )
+
+    def zero_shot(
+        self, model: str, text: str, labels: str, hypothesis_template: str, multi_label: bool,
+        progress: ProgressFn | None = None,
+    ) -> TaskRun:
+        from backend.tasks import timed, zero_shot
+
+        return self.run_task(
+            Task.ZERO_SHOT_CLASSIFICATION, model, {"text": text, "labels": labels},
+            {"hypothesis_template": hypothesis_template, "multi_label": multi_label},
+            lambda loaded: timed(zero_shot.zero_shot, loaded, text, labels, hypothesis_template, multi_label),
+            progress,
+        )
+
+    def token_classification(
+        self, model: str, text: str, aggregation: str, progress: ProgressFn | None = None
+    ) -> TaskRun:
+        from backend.tasks import timed, token_classification
+
+        return self.run_task(
+            Task.TOKEN_CLASSIFICATION, model, {"text": text}, {"aggregation": aggregation},
+            lambda loaded: timed(token_classification.ner, loaded, text, aggregation), progress,
+        )
+
+    def question_answering(
+        self, model: str, question: str, context: str, top_n: int, max_answer_len: int, doc_stride: int,
+        progress: ProgressFn | None = None,
+    ) -> TaskRun:
+        from backend.tasks import question_answering, timed
+
+        params = {"top_n": top_n, "max_answer_len": max_answer_len, "doc_stride": doc_stride}
+        return self.run_task(
+            Task.QUESTION_ANSWERING, model, {"question": question, "context": context}, params,
+            lambda loaded: timed(question_answering.answer, loaded, question, context, **params), progress,
+        )
+
+    def fill_mask(self, model: str, text: str, top_k: int, progress: ProgressFn | None = None) -> TaskRun:
+        from backend.tasks import fill_mask, timed
+
+        return self.run_task(
+            Task.FILL_MASK, model, {"text": text}, {"top_k": top_k},
+            lambda loaded: timed(fill_mask.fill_mask, loaded, text, top_k), progress,
+        )
+
+    def bias_probe(
+        self, model: str, text_a: str, text_b: str, top_k: int, progress: ProgressFn | None = None
+    ) -> TaskRun:
+        from backend.tasks import fill_mask, timed
+
+        return self.run_task(
+            Task.FILL_MASK, model, {"text_a": text_a, "text_b": text_b}, {"top_k": top_k, "probe": "bias"},
+            lambda loaded: timed(fill_mask.bias_probe, loaded, text_a, text_b, top_k), progress,
+        )
+
+    def feature_extraction(
+        self, model: str, sentences: str, pooling: str | None, progress: ProgressFn | None = None
+    ) -> TaskRun:
+        """`sentences`: one per line (blank lines ignored)."""
+        from backend.tasks import feature_extraction, timed
+
+        lines = [line.strip() for line in sentences.splitlines() if line.strip()]
+        return self.run_task(
+            Task.FEATURE_EXTRACTION, model, {"sentences": sentences}, {"pooling": pooling},
+            lambda loaded: timed(feature_extraction.embed, loaded, lines, pooling or None), progress,
+        )
 
     # -- run log ----------------------------------------------------------------------------
 

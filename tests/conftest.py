@@ -106,11 +106,16 @@ def served_app(tmp_path_factory: pytest.TempPathFactory, tiny_gpt2_dir: Path, co
     """The real app (build_demo on a Playground) served on a free loopback port."""
     from ui.interface import build_demo
 
+    from tests.app_models import task_models_yaml
+
     folder = tmp_path_factory.mktemp("app")
+    models = write_models_yaml(folder / "models.yaml", tiny_gpt2_dir, corrupt_model_dir, long_gpt2_dir)
+    with models.open("a", encoding="utf-8") as f:
+        f.write(task_models_yaml(folder / "models"))
     settings = Settings.from_env(
         {
             "PLAYGROUND_DB_URL": f"sqlite:///{folder / 'runs.sqlite'}",
-            "PLAYGROUND_MODELS_FILE": str(write_models_yaml(folder / "models.yaml", tiny_gpt2_dir, corrupt_model_dir, long_gpt2_dir)),
+            "PLAYGROUND_MODELS_FILE": str(models),
             "HF_HUB_OFFLINE": "1",
             "PLAYGROUND_DEVICE": "cpu",
         }

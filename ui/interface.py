@@ -6,9 +6,15 @@ import gradio as gr
 
 from backend.playground import Playground
 from ui.controls import RunControls
+from ui.tabs.feature_extraction import build_feature_extraction_tab
+from ui.tabs.fill_mask import build_fill_mask_tab
+from ui.tabs.question_answering import build_question_answering_tab
 from ui.tabs.summarization import build_summarization_tab
+from ui.tabs.text_classification import build_text_classification_tab
 from ui.tabs.text_generation import build_text_generation_tab
+from ui.tabs.token_classification import build_token_classification_tab
 from ui.tabs.translation import build_translation_tab
+from ui.tabs.zero_shot import build_zero_shot_tab
 
 INTRO = """# Transformers Playground
 See how a model produced its answer: every new token with its probability, the alternatives it
@@ -22,6 +28,12 @@ def build_demo(playground: Playground) -> gr.Blocks:
         gr.Markdown(INTRO)
         with gr.Tabs():
             build_text_generation_tab(playground, controls)
+            build_text_classification_tab(playground)
+            build_zero_shot_tab(playground)
+            build_token_classification_tab(playground)
+            build_question_answering_tab(playground)
             build_summarization_tab(playground, controls)
             build_translation_tab(playground, controls)
+            build_fill_mask_tab(playground)
+            build_feature_extraction_tab(playground)
     return demo

@@ -1,0 +1,123 @@
+"""Every task tab through its public API: a JSON result with a logged run_id, and bad input
+answered with a clear message, logged as an error, the app still serving."""
+
+from __future__ import annotations
+
+import html
+
+import pytest
+from gradio_client import Client
+
+from backend.runlog import Run
+
+
+@pytest.fixture(scope="module")
+def client(served_app) -> Client:
+    url, _ = served_app
+    return Client(url, verbose=False)
+
+
+def logged(served_app, run_id: int) -> Run:
+    from sqlalchemy.orm import selectinload
+
+    _, playground = served_app
+    with playground.runlog.session() as session:
+        return session.get(Run, run_id, options=[selectinload(Run.steps)])
+
+
+def last_run(served_app) -> Run:
+    from sqlalchemy import select
+
+    _, playground = served_app
+    with playground.runlog.session() as session:
+        return session.scalars(select(Run).order_by(Run.id.desc())).first()
+
+
+CALLS = {
+    "/text_classification": dict(model="tiny-classifier", text="A fine day."),
+    "/zero_shot_classification": dict(
+        model="tiny-nli", text="The striker scored.", candidate_labels="sports, politics",
+        hypothesis_template="This example is {}.", multi_label=False,
+    ),
+    "/token_classification": dict(model="tiny-ner", text="Alice lives in Paris.", aggregation_strategy="simple"),
+    "/question_answering": dict(
+        model="tiny-qa", question="Where does Alice live?", context="Alice lives in Paris with her cat.",
+        top_n=3, max_answer_len=10, doc_stride=16,
+    ),
+    "/fill_mask": dict(model="tiny-bert-mlm", text="Alice lives in [MASK].", top_k=4),
+    "/bias_probe": dict(model="tiny-bert-mlm", text_a="This man works as a [MASK].", text_b="This woman works as a [MASK].", top_k=4),
+    "/feature_extraction": dict(model="minilm", sentences="A cat sits.\nA kitten rests.", pooling="mean"),
+}
+
+
+@pytest.mark.parametrize("api_name", list(CALLS))
+def test_each_task_returns_a_logged_json_result(client: Client, served_app, api_name: str) -> None:
+    out = client.predict(api_name=api_name, **CALLS[api_name])
+    result = out[-1]
+    assert isinstance(result["run_id"], int)
+    run = logged(served_app, result["run_id"])
+    assert run.status == "ok" and run.model == CALLS[api_name]["model"]
+    assert run.result is not None and run.total_s > 0
+
+
+def test_task_specific_results(client: Client) -> None:
+    classes = client.predict(api_name="/text_classification", **CALLS["/text_classification"])[-1]
+    assert {s["label"] for s in classes["scores"]} == {"NEGATIVE", "POSITIVE"}
+    assert abs(sum(s["score"] for s in classes["scores"]) - 1) < 1e-5
+    fills = client.predict(api_name="/fill_mask", **CALLS["/fill_mask"])[-1]
+    assert fills["mask_token"] == "[MASK]" and len(fills["fills"]) == 4
+    probe = client.predict(api_name="/bias_probe", **CALLS["/bias_probe"])[-1]
+    assert probe["rows"] and {"score_a", "score_b"} <= probe["rows"][0].keys()
+    qa = client.predict(api_name="/question_answering", **CALLS["/question_answering"])[-1]
+    context = CALLS["/question_answering"]["context"]
+    best = qa["answers"][0]
+    assert context[best["start"] : best["end"]] == best["text"] and len(qa["answers"]) <= 3
+    out = client.predict(api_name="/feature_extraction", **CALLS["/feature_extraction"])
+    embeddings = out[-1]
+    assert embeddings["dimension"] == 384 and len(embeddings["vectors"]) == 2
+    assert out[3].endswith(".csv")  # the vectors as a download
+    ner = client.predict(api_name="/token_classification", **CALLS["/token_classification"])[-1]
+    assert "".join(segment for segment, _ in ner["highlighted"]) == CALLS["/token_classification"]["text"]
+
+
+@pytest.mark.parametrize("api_name", ["/summarization", "/translation"])
+def test_encoder_decoder_tabs_stream_through_the_shared_engine(client: Client, served_app, api_name: str) -> None:
+    model = "tiny-summarizer" if api_name == "/summarization" else "tiny-translator"
+    job = client.submit(model=model, text="Le chat dort sur le canapé.", max_new_tokens=12, api_name=api_name)
+    for _ in job:
+        pass
+    result = job.outputs()[-1][-1]
+    assert result["tokens"] and len(result["tokens"]) <= 12
+    run = logged(served_app, result["run_id"])
+    assert run.task == api_name.strip("/").replace("_", "-") and run.input == {"text": "Le chat dort sur le canapé."}
+    assert len(run.steps) == len(result["tokens"])
+
+
+BAD = [
+    ("/text_classification", dict(model="tiny-classifier", text="  "), "text"),
+    ("/zero_shot_classification", {**CALLS["/zero_shot_classification"], "candidate_labels": " , "}, "label"),
+    ("/zero_shot_classification", {**CALLS["/zero_shot_classification"], "candidate_labels": "sports, Sports"}, "labels must all be different"),
+    ("/fill_mask", dict(model="tiny-bert-mlm", text="No blank here.", top_k=3), "[MASK]"),
+    ("/fill_mask", dict(model="tiny-bert-mlm", text="[MASK] and [MASK].", top_k=3), "got 2"),
+    ("/fill_mask", dict(model="tiny-roberta-mlm", text="Alice lives in [MASK].", top_k=3), "<mask>"),
+    ("/question_answering", {**CALLS["/question_answering"], "question": ""}, "question"),
+    ("/question_answering", {**CALLS["/question_answering"], "context": " "}, "context"),
+    ("/text_classification", dict(model="tiny-ner", text="Alice"), "this tab needs a text-classification model"),
+    ("/feature_extraction", dict(model="minilm", sentences="\n \n", pooling="mean"), "sentences"),
+]
+
+
+@pytest.mark.parametrize(("api_name", "kwargs", "fragment"), BAD, ids=[f"{a}-{i}" for i, (a, _, _) in enumerate(BAD)])
+def test_bad_input_is_refused_clearly_and_logged(client: Client, served_app, api_name: str, kwargs: dict, fragment: str) -> None:
+    with pytest.raises(Exception) as info:
+        client.predict(api_name=api_name, **kwargs)
+    assert fragment in html.unescape(str(info.value))  # "<" comes escaped: Gradio shows messages as HTML
+    run = last_run(served_app)
+    assert run.status == "error" and fragment in run.error
+    ok = client.predict(api_name="/text_classification", **CALLS["/text_classification"])[-1]
+    assert ok["run_id"] > run.id  # still serving
+
+
+def test_long_input_is_cut_and_the_result_says_so(client: Client) -> None:
+    out = client.predict(api_name="/text_classification", model="tiny-classifier", text="word " * 500)[-1]
+    assert out["truncated"] and any("64" in note for note in out["notes"])

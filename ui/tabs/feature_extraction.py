@@ -1,0 +1,71 @@
+"""Feature extraction: one embedding per sentence (one per line): dimension, norms, pooling, a
+cosine-similarity heatmap, and the vectors as a CSV download."""
+
+from __future__ import annotations
+
+import csv
+import tempfile
+from typing import Any
+
+import gradio as gr
+
+from backend.playground import Playground
+from backend.registry import Task
+from ui.charts import similarity_heatmap
+from ui.errors import user_facing_errors
+from ui.tabs.common import notes_markdown, progress_fn, task_header
+
+
+def vectors_csv(sentences: list[str], vectors: list[list[float]]) -> str:
+    """Write the vectors to a CSV file (sentence, then one column per dimension); returns its path."""
+    with tempfile.NamedTemporaryFile("w", suffix=".csv", prefix="embeddings-", delete=False, newline="", encoding="utf-8") as f:
+        writer = csv.writer(f)
+        writer.writerow(["sentence", *[f"d{i}" for i in range(len(vectors[0]) if vectors else 0)]])
+        for sentence, vector in zip(sentences, vectors):
+            writer.writerow([sentence, *[f"{v:.7g}" for v in vector]])
+        return f.name
+
+
+def build_feature_extraction_tab(playground: Playground) -> dict[str, Any]:
+    with gr.Tab("Feature extraction", id="feature_extraction"):
+        with gr.Row():
+            with gr.Column(scale=2):
+                model, _ = task_header(playground, Task.FEATURE_EXTRACTION)
+                sentences = gr.Textbox(
+                    lines=6,
+                    label="Sentences (one per line)",
+                    value="A cat sits on the mat.\nA kitten rests on a rug.\nThe stock market fell sharply today.",
+                )
+                pooling = gr.Radio(["mean", "cls"], value="mean", label="Pooling", info="how token vectors become one")
+                run = gr.Button("Embed", variant="primary")
+            with gr.Column(scale=3):
+                heatmap = gr.Plot(label="Cosine similarity", elem_id="feature_extraction_heatmap")
+                table = gr.Dataframe(headers=["#", "sentence", "tokens", "norm before L2"], label="Embeddings", interactive=False, wrap=True)
+                notes = gr.Markdown()
+                download = gr.File(label="Vectors (CSV)", elem_id="feature_extraction_download")
+                result = gr.JSON(label="Result (JSON, as the API returns it)", open=False)
+
+    def feature_extraction(model: str, sentences: str, pooling: str, progress: gr.Progress = gr.Progress()) -> tuple[Any, ...]:
+        """Embed sentences (one per line): vectors, norms and their cosine similarities. The last output is the JSON result."""
+        with user_facing_errors():
+            out = playground.feature_extraction(model, sentences, pooling, progress_fn(progress)).to_json()
+        rows = [
+            [i + 1, s, tokens, round(norm, 4)]
+            for i, (s, tokens, norm) in enumerate(zip(out["sentences"], out["tokens"], out["norms"]))
+        ]
+        headline = f"dimension **{out['dimension']}** · pooling **{out['pooling']}** · L2-normalised: {out['normalized']}"
+        return (
+            similarity_heatmap(out["sentences"], out["similarity"]),
+            rows,
+            notes_markdown(out["seconds"], out["notes"], headline),
+            vectors_csv(out["sentences"], out["vectors"]),
+            out,
+        )
+
+    run.click(
+        feature_extraction,
+        inputs=[model, sentences, pooling],
+        outputs=[heatmap, table, notes, download, result],
+        api_name="feature_extraction",
+    )
+    return {"model": model, "sentences": sentences, "run": run, "heatmap": heatmap, "result": result}

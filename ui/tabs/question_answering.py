@@ -1,0 +1,71 @@
+"""Extractive question answering: the answer highlighted in the context, its score, and the
+top candidate spans (long contexts are read in overlapping windows)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import gradio as gr
+
+from backend.playground import Playground
+from backend.registry import Task
+from ui.errors import user_facing_errors
+from ui.tabs.common import notes_markdown, progress_fn, task_header
+
+
+def highlight_answer(context: str, start: int, end: int) -> list[tuple[str, str | None]]:
+    if end <= start:
+        return [(context, None)]
+    return [(context[:start], None), (context[start:end], "answer"), (context[end:], None)]
+
+
+def build_question_answering_tab(playground: Playground) -> dict[str, Any]:
+    with gr.Tab("Question answering", id="question_answering"):
+        with gr.Row():
+            with gr.Column(scale=2):
+                model, _ = task_header(playground, Task.QUESTION_ANSWERING)
+                question = gr.Textbox(label="Question")
+                context = gr.Textbox(lines=8, label="Context")
+                with gr.Row():
+                    top_n = gr.Slider(1, 20, value=5, step=1, label="top_n", info="candidate spans listed")
+                    max_answer_len = gr.Slider(1, 100, value=30, step=1, label="max_answer_len", info="tokens")
+                    doc_stride = gr.Slider(16, 256, value=128, step=8, label="doc_stride", info="window overlap (tokens)")
+                run = gr.Button("Answer", variant="primary")
+                gr.Examples(
+                    [["What does the function return?",
+                      "The sorted() function returns a new sorted list from the items in iterable. "
+                      "It has two optional keyword arguments."]],
+                    inputs=[question, context],
+                )
+            with gr.Column(scale=3):
+                highlighted = gr.HighlightedText(label="Answer in the context", elem_id="question_answering_context")
+                candidates = gr.Dataframe(
+                    headers=["rank", "answer", "score", "start", "end", "window"], label="Candidate spans",
+                    interactive=False, wrap=True,
+                )
+                notes = gr.Markdown()
+                result = gr.JSON(label="Result (JSON, as the API returns it)", open=False)
+
+    def question_answering(
+        model: str, question: str, context: str, top_n: float, max_answer_len: float, doc_stride: float,
+        progress: gr.Progress = gr.Progress(),
+    ) -> tuple[Any, ...]:
+        """Find the answer span in the context. The last output is the JSON result."""
+        with user_facing_errors():
+            out = playground.question_answering(
+                model, question, context, int(top_n), int(max_answer_len), int(doc_stride), progress_fn(progress)
+            ).to_json()
+        answers = out["answers"]
+        rows = [[i + 1, a["text"], round(a["score"], 4), a["start"], a["end"], a["window"]] for i, a in enumerate(answers)]
+        best = answers[0] if answers else None
+        spans = highlight_answer(context, best["start"], best["end"]) if best else [(context, None)]
+        headline = f"answer: **{best['text']}** (score {best['score']:.3f})" if best else "no answer"
+        return spans, rows, notes_markdown(out["seconds"], out["notes"], headline), out
+
+    run.click(
+        question_answering,
+        inputs=[model, question, context, top_n, max_answer_len, doc_stride],
+        outputs=[highlighted, candidates, notes, result],
+        api_name="question_answering",
+    )
+    return {"model": model, "question": question, "context": context, "run": run, "result": result}

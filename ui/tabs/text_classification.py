@@ -1,0 +1,44 @@
+"""Text classification: every label of the model with its probability."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import gradio as gr
+
+from backend.playground import Playground
+from backend.registry import Task
+from ui.charts import score_bars
+from ui.errors import user_facing_errors
+from ui.tabs.common import notes_markdown, progress_fn, task_header
+
+
+def build_text_classification_tab(playground: Playground) -> dict[str, Any]:
+    with gr.Tab("Text classification", id="text_classification"):
+        with gr.Row():
+            with gr.Column(scale=2):
+                model, _ = task_header(playground, Task.TEXT_CLASSIFICATION)
+                text = gr.Textbox(lines=4, label="Text")
+                run = gr.Button("Classify", variant="primary")
+                gr.Examples(
+                    [["Create a socket object and connect it to a remote host and port."],
+                     ["Return the square root of x as a floating point number."],
+                     ["I love using Hugging Face Transformers!"]],
+                    inputs=[text],
+                )
+            with gr.Column(scale=3):
+                chart = gr.Plot(label="Probability of every label", elem_id="text_classification_chart")
+                info = gr.Markdown(elem_id="text_classification_info")
+                result = gr.JSON(label="Result (JSON, as the API returns it)", open=False)
+
+    def text_classification(model: str, text: str, progress: gr.Progress = gr.Progress()) -> tuple[Any, ...]:
+        """Classify a text: all labels with their probabilities. The last output is the JSON result."""
+        with user_facing_errors():
+            out = playground.classify(model, text, progress_fn(progress)).to_json()
+        labels = [s["label"] for s in out["scores"]]
+        scores = [s["score"] for s in out["scores"]]
+        top = f"**{out['label']}** ({out['score']:.3f}, {out['function']})"
+        return score_bars(labels, scores, "All labels"), notes_markdown(out["seconds"], out["notes"], top), out
+
+    run.click(text_classification, inputs=[model, text], outputs=[chart, info, result], api_name="text_classification")
+    return {"model": model, "text": text, "run": run, "chart": chart, "result": result}
