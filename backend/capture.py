@@ -1,8 +1,8 @@
 """Per-token capture: what the model proposed, what was sampled from, and what was chosen.
 
-Two observers sit at the ends of the decoding chain: `RawTap` before the first stage sees the
-model's logits, `FinalTap` after the last stage sees the distribution the token is drawn from
-(for greedy decoding: the one argmax is taken over). `StepStreamer` receives the chosen token
+Two observers: `RawTap`, a forward hook on the model, sees the model's logits; `FinalTap`, after
+the last stage of the decoding chain, sees the distribution the token is drawn from (for greedy
+decoding: the one argmax is taken over). `StepStreamer` receives the chosen token
 from generate() right after, and turns the three into one `TokenStep`.
 
 The numbers of a step are computed in the generation thread with a handful of tensor ops and
@@ -83,16 +83,12 @@ class RawStep:
     time: float  # perf_counter() when the token arrived
 
 
-def step_numbers(raw_logits: torch.Tensor, final_scores: torch.Tensor | None, token_id: int, k: int, now: float) -> RawStep:
-    """Numbers of one step from a raw logits row and a processed scores row (1-D, same vocab);
-    `final_scores` None means the chain was empty and both distributions are the same."""
+def step_numbers(raw_logits: torch.Tensor, final_scores: torch.Tensor, token_id: int, k: int, now: float) -> RawStep:
+    """Numbers of one step from a raw logits row and a processed scores row (1-D, same vocab)."""
     raw_logp = torch.log_softmax(raw_logits.float(), dim=-1)
     raw_entropy = torch.special.entr(raw_logp.exp()).sum().unsqueeze(0)
-    if final_scores is None:  # an empty chain: the sampled distribution is the raw one
-        final_logp, entropy = raw_logp, raw_entropy
-    else:
-        final_logp = torch.log_softmax(final_scores.float(), dim=-1)
-        entropy = torch.special.entr(final_logp.exp()).sum().unsqueeze(0)
+    final_logp = torch.log_softmax(final_scores.float(), dim=-1)
+    entropy = torch.special.entr(final_logp.exp()).sum().unsqueeze(0)
     top = torch.topk(raw_logp, k=min(k, raw_logp.shape[-1]))
     ids = top.indices
     packed = torch.cat(
@@ -137,18 +133,15 @@ def decode_step(raw: RawStep, position: int, decode: Callable[[int], str], start
     )
 
 
-class RawTap(LogitsProcessor):
-    """First in the chain: keeps the model's logits of this step. With stages after it, a copy
-    (stages may write into the scores in place: no-repeat n-gram does); with none, the very
-    tensor that FinalTap sees, which tells `step_numbers` that both distributions are one."""
+class RawTap:
+    """Keeps the model's own logits of the last position, read by a forward hook on the model
+    (before any processor, generate()'s own included: a forced token keeps its real probability)."""
 
-    def __init__(self, copy: bool) -> None:
-        self.copy = copy
+    def __init__(self) -> None:
         self.logits: torch.Tensor | None = None
 
-    def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
-        self.logits = scores.clone() if self.copy else scores
-        return scores
+    def record(self, module: torch.nn.Module, args: object, output: object) -> None:
+        self.logits = output.logits[:, -1].detach()  # type: ignore[attr-defined]
 
 
 class FinalTap(LogitsProcessor):
@@ -185,8 +178,7 @@ class StepStreamer(BaseStreamer):
         if self.raw.logits is None or self.final.scores is None:
             raise RuntimeError("StepStreamer got a token before the chain observed any logits")
         token_id = int(value.reshape(-1)[0])
-        raw, final = self.raw.logits, self.final.scores
-        self.queue.put(step_numbers(raw[0], None if final is raw else final[0], token_id, self.k, now))
+        self.queue.put(step_numbers(self.raw.logits[0], self.final.scores[0], token_id, self.k, now))
         self.on_token()
 
     def end(self) -> None:

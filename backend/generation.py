@@ -167,6 +167,15 @@ def _prepare(loaded: LoadedModel, prompt: str, params: DecodingParams, truncate_
             notes.append(f"input cut from {n} to {limit} tokens (the model's max context)")
             n = limit
         start_length = 1  # the decoder starts from its decoder_start_token
+        # The decoder has its own position table (BART, Marian; T5's relative positions have
+        # none): the last new token is never fed back, so at most `positions` new tokens fit.
+        positions = getattr(loaded.model.config, "max_position_embeddings", None)
+        if isinstance(positions, int) and params.max_new_tokens > positions:
+            notes.append(
+                f"max_new_tokens lowered from {params.max_new_tokens} to {positions}: the decoder of "
+                f"{spec.name!r} has {positions} positions"
+            )
+            params = replace(params, max_new_tokens=positions, min_new_tokens=min(params.min_new_tokens, positions))
     else:
         if n >= limit:
             raise InputError(
@@ -220,19 +229,24 @@ def _run_in_thread(target: Any) -> tuple[threading.Thread, dict[str, BaseExcepti
 def _stream_one(
     loaded: LoadedModel, prepared: _Prepared, params: DecodingParams, chain: DecodingChain, cancel: threading.Event
 ) -> Iterator[GenerationEvent]:
-    raw_tap, final_tap = RawTap(copy=bool(chain.stages)), FinalTap()
+    raw_tap, final_tap = RawTap(), FinalTap()
     meter = MemoryMeter(loaded.device)
     streamer = StepStreamer(raw_tap, final_tap, params.top_alternatives, meter.sample)
     kwargs = _generate_kwargs(loaded, prepared, params, cancel)
-    kwargs["logits_processor"] = chain.processors(first=raw_tap, last=final_tap)
+    # The raw distribution is read from the model's output itself, not by a tap at the head of
+    # our chain: generate() runs its own processors (forced BOS/EOS, suppressed tokens, bad
+    # words...) before the ones we pass, and such a tap would report a forced token as certain.
+    kwargs["logits_processor"] = chain.processors(last=final_tap)
     kwargs["streamer"] = streamer
     decode = _token_decoder(loaded.tokenizer)
 
     def work() -> None:
+        hook = loaded.model.register_forward_hook(raw_tap.record)
         try:
             torch.manual_seed(params.seed)
             loaded.model.generate(**prepared.inputs, **kwargs)
         finally:
+            hook.remove()
             streamer.queue.put(END_OF_STREAM)  # wakes the consumer even if generate() raised
 
     start = time.perf_counter()

@@ -288,12 +288,13 @@ class Playground:
         )
 
     def question_answering(
-        self, model: str, question: str, context: str, top_n: int, max_answer_len: int, doc_stride: int,
+        self, model: str, question: str, context: str, top_n: int, max_answer_len: int, doc_stride: int | None,
         progress: ProgressFn | None = None,
     ) -> TaskRun:
+        """`doc_stride` None or 0: chosen from the model's window."""
         from backend.tasks import question_answering, timed
 
-        params = {"top_n": top_n, "max_answer_len": max_answer_len, "doc_stride": doc_stride}
+        params = {"top_n": top_n, "max_answer_len": max_answer_len, "doc_stride": doc_stride or None}
         return self.run_task(
             Task.QUESTION_ANSWERING, model, {"question": question, "context": context}, params,
             lambda loaded: timed(question_answering.answer, loaded, question, context, **params), progress,

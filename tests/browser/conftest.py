@@ -33,7 +33,7 @@ def browser():
 @pytest.fixture()
 def page(browser, served_app):
     url, _ = served_app
-    context = browser.new_context(viewport={"width": 1400, "height": 1400})
+    context = browser.new_context(viewport={"width": 1800, "height": 1400})
     page = context.new_page()
     page.goto(url)
     page.wait_for_selector("#text_generation_output", timeout=30_000)

@@ -27,7 +27,7 @@ def vectors_csv(sentences: list[str], vectors: list[list[float]]) -> str:
 
 
 def build_feature_extraction_tab(playground: Playground) -> dict[str, Any]:
-    with gr.Tab("Feature extraction", id="feature_extraction"):
+    with gr.Tab("Feature extraction", id="feature_extraction", elem_id="tab_feature_extraction"):
         with gr.Row():
             with gr.Column(scale=2):
                 model, _ = task_header(playground, Task.FEATURE_EXTRACTION)

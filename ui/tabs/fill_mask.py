@@ -22,7 +22,7 @@ def _describe(playground: Playground, name: str | None) -> str:
 
 
 def build_fill_mask_tab(playground: Playground) -> dict[str, Any]:
-    with gr.Tab("Fill-mask", id="fill_mask"):
+    with gr.Tab("Fill-mask", id="fill_mask", elem_id="tab_fill_mask"):
         with gr.Row():
             with gr.Column(scale=2):
                 model, info = task_header(playground, Task.FILL_MASK, lambda name: _describe(playground, name))

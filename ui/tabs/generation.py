@@ -68,7 +68,7 @@ def build_generation_tab(playground: Playground, controls: RunControls, spec: Ge
         extra = spec.extra_info(playground, name) if spec.extra_info is not None else ""
         return describe_model(playground, name) + (f"\n\n{extra}" if extra else "")
 
-    with gr.Tab(spec.title, id=prefix):
+    with gr.Tab(spec.title, id=prefix, elem_id=f"tab_{prefix}"):
         gr.Markdown(f"**Which architecture?** {ARCHITECTURE_LESSONS[task]}")
         with gr.Row():
             with gr.Column(scale=2):

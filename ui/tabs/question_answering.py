@@ -20,7 +20,7 @@ def highlight_answer(context: str, start: int, end: int) -> list[tuple[str, str 
 
 
 def build_question_answering_tab(playground: Playground) -> dict[str, Any]:
-    with gr.Tab("Question answering", id="question_answering"):
+    with gr.Tab("Question answering", id="question_answering", elem_id="tab_question_answering"):
         with gr.Row():
             with gr.Column(scale=2):
                 model, _ = task_header(playground, Task.QUESTION_ANSWERING)
@@ -29,7 +29,10 @@ def build_question_answering_tab(playground: Playground) -> dict[str, Any]:
                 with gr.Row():
                     top_n = gr.Slider(1, 20, value=5, step=1, label="top_n", info="candidate spans listed")
                     max_answer_len = gr.Slider(1, 100, value=30, step=1, label="max_answer_len", info="tokens")
-                    doc_stride = gr.Slider(16, 256, value=128, step=8, label="doc_stride", info="window overlap (tokens)")
+                    doc_stride = gr.Slider(
+                        0, 256, value=0, step=8, label="doc_stride",
+                        info="overlap of the windows a long context is read in (tokens); 0 = automatic",
+                    )
                 run = gr.Button("Answer", variant="primary")
                 gr.Examples(
                     [["What does the function return?",

@@ -14,7 +14,7 @@ from ui.tabs.common import notes_markdown, progress_fn, task_header
 
 
 def build_text_classification_tab(playground: Playground) -> dict[str, Any]:
-    with gr.Tab("Text classification", id="text_classification"):
+    with gr.Tab("Text classification", id="text_classification", elem_id="tab_text_classification"):
         with gr.Row():
             with gr.Column(scale=2):
                 model, _ = task_header(playground, Task.TEXT_CLASSIFICATION)

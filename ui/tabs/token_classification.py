@@ -16,7 +16,7 @@ STRATEGIES = ["none", "simple", "first", "average", "max"]
 
 
 def build_token_classification_tab(playground: Playground) -> dict[str, Any]:
-    with gr.Tab("NER", id="token_classification"):
+    with gr.Tab("NER", id="token_classification", elem_id="tab_token_classification"):
         with gr.Row():
             with gr.Column(scale=2):
                 model, _ = task_header(playground, Task.TOKEN_CLASSIFICATION)

@@ -35,7 +35,7 @@ def _template(playground: Playground, name: str | None) -> str:
 def build_zero_shot_tab(playground: Playground) -> dict[str, Any]:
     from ui.models import describe_model
 
-    with gr.Tab("Zero-shot", id="zero_shot_classification"):
+    with gr.Tab("Zero-shot", id="zero_shot_classification", elem_id="tab_zero_shot_classification"):
         with gr.Row():
             with gr.Column(scale=2):
                 model, info = task_header(

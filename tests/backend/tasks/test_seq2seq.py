@@ -216,14 +216,9 @@ def test_an_input_longer_than_the_context_is_cut_with_a_note(
     assert payload["notes"] == list(final.result.notes) and payload["run_id"] == final.run_id
 
 
-# -- known engine bugs (see the report of issue 3; remove the marker when fixed) ------------------
+# -- engine bugs found while writing these tests, now fixed ---------------------------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the raw-logits tap runs after generate()'s own processors, so a forced token (BART's "
-    "forced_bos_token_id) is reported with raw_prob 1 and raw entropy 0",
-)
 def test_streamed_raw_probabilities_are_those_of_the_model(engine, seq2seq_models) -> None:
     loaded = seq2seq_models["bart"]
     _, result = run(engine, loaded, DecodingParams(max_new_tokens=6))
@@ -232,12 +227,6 @@ def test_streamed_raw_probabilities_are_those_of_the_model(engine, seq2seq_model
         assert step.raw_prob == pytest.approx(torch.softmax(logits[0], -1)[step.token_id].item(), abs=1e-5)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=IndexError,
-    reason="max_new_tokens is not fitted to an encoder-decoder's decoder positions: generating past "
-    "max_position_embeddings fails with IndexError instead of a note",
-)
 def test_max_new_tokens_past_the_decoder_positions_is_fitted(engine, seq2seq_models, monkeypatch) -> None:
     loaded = seq2seq_models["marian"]
     monkeypatch.setattr(loaded.model.generation_config, "forced_eos_token_id", None)

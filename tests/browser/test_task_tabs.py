@@ -1,0 +1,103 @@
+"""One browser case per task tab: open the tab, type, run, see the result drawn."""
+
+from __future__ import annotations
+
+from playwright.sync_api import Page
+
+
+def open_tab(page: Page, title: str, elem_id: str):
+    page.get_by_role("tab", name=title, exact=True).click()
+    panel = page.locator(f"#{elem_id}")
+    panel.wait_for(state="visible")
+    return panel
+
+
+def test_text_classification_tab(page: Page) -> None:
+    tab = open_tab(page, "Text classification", "tab_text_classification")
+    tab.get_by_label("Text", exact=True).fill("What a <b>lovely</b> day.")
+    tab.get_by_role("button", name="Classify").click()
+    tab.locator(".js-plotly-plot .bars").first.wait_for(timeout=30_000)
+    chart = tab.locator("#text_classification_chart")
+    assert "POSITIVE" in chart.inner_text() and "NEGATIVE" in chart.inner_text()  # every label is drawn
+
+
+def test_zero_shot_tab(page: Page) -> None:
+    tab = open_tab(page, "Zero-shot", "tab_zero_shot_classification")
+    tab.get_by_label("Text", exact=True).fill("The striker scored twice.")
+    tab.get_by_label("Candidate labels (comma-separated)").fill("sports, politics, cooking")
+    tab.get_by_role("button", name="Classify").click()
+    tab.locator("#zero_shot_chart .js-plotly-plot .bars").first.wait_for(timeout=30_000)
+    assert all(label in tab.locator("#zero_shot_chart").inner_text() for label in ("sports", "politics", "cooking"))
+
+
+def test_zero_shot_tab_shows_the_message_for_duplicate_labels(page: Page) -> None:
+    tab = open_tab(page, "Zero-shot", "tab_zero_shot_classification")
+    tab.get_by_label("Text", exact=True).fill("Anything.")
+    labels = tab.get_by_label("Candidate labels (comma-separated)")
+    labels.fill("sports, Sports")
+    tab.get_by_role("button", name="Classify").click()
+    page.get_by_text("labels must all be different").first.wait_for(timeout=30_000)
+    assert labels.input_value() == "sports, Sports"  # nothing the person typed is lost
+
+
+def test_ner_tab(page: Page) -> None:
+    tab = open_tab(page, "NER", "tab_token_classification")
+    tab.get_by_label("Text", exact=True).fill("Alice lives in Paris.")
+    tab.get_by_text("first", exact=True).click()
+    tab.get_by_role("button", name="Find entities").click()
+    page.wait_for_function(
+        "document.querySelector('#token_classification_text').innerText.includes('Paris')", timeout=30_000
+    )
+    shown = tab.locator("#token_classification_text").inner_text()
+    assert all(word in shown for word in ("Alice", "lives", "Paris"))  # the whole text, labelled
+
+
+def test_question_answering_tab(page: Page) -> None:
+    tab = open_tab(page, "Question answering", "tab_question_answering")
+    tab.get_by_label("Question", exact=True).fill("Where does Alice live?")
+    tab.get_by_label("Context", exact=True).fill("Alice lives in Paris with her cat.")
+    tab.get_by_role("button", name="Answer").click()
+    page.wait_for_function(
+        "document.querySelector('#question_answering_context').innerText.includes('cat')", timeout=30_000
+    )
+    shown = tab.locator("#question_answering_context").inner_text()
+    assert "ANSWER" in shown  # the answer span is marked in the context
+    assert all(word in shown for word in ("Alice", "Paris", "cat"))  # and the whole context is shown
+
+
+def generate_in(page: Page, title: str, prefix: str, text: str) -> None:
+    tab = open_tab(page, title, f"tab_{prefix}")
+    tab.get_by_label(f"Text to {'summarize' if prefix == 'summarization' else 'translate'}").fill(text)
+    tab.get_by_role("button", name="Generate", exact=True).click()
+    page.wait_for_selector(f"#{prefix}_output .status", timeout=30_000)
+    assert page.locator(f"#{prefix}_output span.tok").count() > 0
+    tab.locator(f"#{prefix}_chart .js-plotly-plot").wait_for(timeout=10_000)
+
+
+def test_summarization_tab(page: Page) -> None:
+    generate_in(page, "Summarization", "summarization", "Return a new sorted list from the items in iterable.")
+
+
+def test_translation_tab_shows_the_language_pair(page: Page) -> None:
+    tab = open_tab(page, "Translation", "tab_translation")
+    assert "French → English" in tab.inner_text()
+    generate_in(page, "Translation", "translation", "Le chat dort.")
+
+
+def test_fill_mask_tab_and_bias_probe(page: Page) -> None:
+    tab = open_tab(page, "Fill-mask", "tab_fill_mask")
+    assert "[MASK]" in tab.inner_text()  # the model's mask token is shown
+    tab.get_by_role("button", name="Fill", exact=True).click()
+    tab.locator("#fill_mask_chart .js-plotly-plot .bars").first.wait_for(timeout=30_000)
+    tab.get_by_role("button", name="Compare").click()
+    tab.locator("#fill_mask_bias_chart .js-plotly-plot .bars").first.wait_for(timeout=30_000)
+    legend = tab.locator("#fill_mask_bias_chart .legend").text_content()
+    assert "This man works as a [MASK]." in legend and "This woman works as a [MASK]." in legend
+
+
+def test_feature_extraction_tab(page: Page) -> None:
+    tab = open_tab(page, "Feature extraction", "tab_feature_extraction")
+    tab.get_by_role("button", name="Embed").click()
+    tab.locator("#feature_extraction_heatmap .js-plotly-plot .heatmaplayer").wait_for(timeout=60_000)
+    tab.locator("#feature_extraction_download a").first.wait_for(timeout=10_000)
+    assert "dimension" in tab.inner_text() and "384" in tab.inner_text()
