@@ -10,7 +10,7 @@ from backend.runlog import Run
 
 
 def choose_model(page, name: str) -> None:
-    dropdown = page.get_by_label("Model", exact=True)
+    dropdown = page.locator("#tab_text_generation").get_by_label("Model", exact=True)
     dropdown.click()
     dropdown.fill(name)
     dropdown.press("Enter")
@@ -18,7 +18,7 @@ def choose_model(page, name: str) -> None:
 
 
 def set_number(page, label: str, value: int) -> None:
-    box = page.get_by_label(f"number input for {label}")
+    box = page.locator("#tab_text_generation").get_by_label(f"number input for {label}")
     box.fill(str(value))
     box.press("Enter")
 
@@ -29,7 +29,7 @@ def token_count(page) -> int:
 
 def test_generate_streams_tokens_and_the_chart(page, served_app) -> None:
     page.get_by_label("Prompt").fill("Return the <b>bold</b> value")
-    page.get_by_role("button", name="Generate", exact=True).click()
+    page.locator("#tab_text_generation").get_by_role("button", name="Generate", exact=True).click()
     page.wait_for_selector("#text_generation_output .status:has-text('length')", timeout=30_000)
     output = page.locator("#text_generation_output")
     assert output.locator("span.tok").count() == 64  # the default max_new_tokens
@@ -45,14 +45,16 @@ def test_stop_ends_generation_and_keeps_the_partial_output(page, served_app) -> 
     choose_model(page, "long-gpt2")
     set_number(page, "max_new_tokens", 1024)
     page.get_by_label("Prompt").fill("Return the")
-    page.get_by_role("button", name="Generate", exact=True).click()
+    page.locator("#tab_text_generation").get_by_role("button", name="Generate", exact=True).click()
     page.wait_for_function("document.querySelectorAll('#text_generation_output span.tok').length > 0", timeout=30_000)
     first = token_count(page)
     page.wait_for_function(
         f"document.querySelectorAll('#text_generation_output span.tok').length > {first}", timeout=30_000
     )  # more tokens arrived: the output streams
-    page.get_by_role("button", name="Stop", exact=True).click()
-    page.wait_for_selector("#text_generation_output .status:has-text('cancelled')", timeout=30_000)
+    page.locator("#tab_text_generation").get_by_role("button", name="Stop", exact=True).click()
+    page.wait_for_selector("#text_generation_output .status:not(:has-text('generating'))", timeout=60_000)
+    status = page.locator("#text_generation_output .status").inner_text()
+    assert status == "[cancelled]", f"{status}: {page.locator('#text_generation_metrics').inner_text()}"
     kept = token_count(page)
     assert first < kept < 1024
     time.sleep(0.5)
