@@ -12,7 +12,7 @@ What it does, step by step:
    parameters, ~17 MB in fp32) from scratch;
 4. train it with AdamW and a warmup + cosine schedule on random 512-token
    windows of the train docs (joined by ``<|endoftext|>``), 4 windows a step,
-   for a fixed number of steps (1000), seeded everywhere, on 2 CPU threads;
+   for a fixed number of steps (800), seeded everywhere, on 2 CPU threads;
 5. measure held-out perplexity and an add-one-smoothed unigram baseline on the
    same held-out tokens;
 6. save model, tokenizer and generation config (safetensors) to ``--out``,
@@ -57,11 +57,11 @@ class TrainConfig:
     n_embd: int = 256  # width
     n_layer: int = 4  # transformer blocks
     n_head: int = 4  # attention heads (64 dims each)
-    dropout: float = 0.0  # residual/embedding/attention dropout; off: ~6 epochs of a small corpus still underfit
+    dropout: float = 0.0  # residual/embedding/attention dropout; off: ~5 epochs of a small corpus still underfit
     # optimisation
     block_size: int = 512  # tokens per training window (= n_positions, so every position is trained)
     batch_size: int = 4  # windows per step (2048 tokens)
-    steps: int = 800  # optimizer steps (~1.6 M tokens, ~5 epochs, ~12 min on 2 idle cores); fixed, not timed
+    steps: int = 800  # optimizer steps (~1.6 M tokens, ~5 epochs; ~10 min on 2 idle cores, 25 on busy ones); fixed, not timed
     lr: float = 2e-3  # peak learning rate (a tiny model in a short run takes a high one)
     min_lr: float = 2e-4  # cosine decays to this
     warmup_steps: int = 50  # linear warmup from 0
