@@ -5,18 +5,20 @@ the last stage of the decoding chain, sees the distribution the token is drawn f
 decoding: the one argmax is taken over). `StepStreamer` receives the chosen token
 from generate() right after, and turns the three into one `TokenStep`.
 
-The numbers of a step are computed in the generation thread with a handful of tensor ops and
-one `tolist()`; decoding token ids to text is left to the consumer, off the hot path.
+The generation thread only queues references to each step's two rows of logits; the consumer
+computes the numbers of all the steps waiting, in one set of tensor ops, and decodes texts.
 """
 
 from __future__ import annotations
 
 import math
 import queue
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 from transformers import LogitsProcessor
 from transformers.generation.streamers import BaseStreamer
@@ -83,36 +85,62 @@ class RawStep:
     time: float  # perf_counter() when the token arrived
 
 
-def step_numbers(raw_logits: torch.Tensor, final_scores: torch.Tensor, token_id: int, k: int, now: float) -> RawStep:
-    """Numbers of one step from a raw logits row and a processed scores row (1-D, same vocab)."""
-    raw_logp = torch.log_softmax(raw_logits.float(), dim=-1)
-    raw_entropy = torch.special.entr(raw_logp.exp()).sum().unsqueeze(0)
-    final_logp = torch.log_softmax(final_scores.float(), dim=-1)
-    entropy = torch.special.entr(final_logp.exp()).sum().unsqueeze(0)
-    top = torch.topk(raw_logp, k=min(k, raw_logp.shape[-1]))
-    ids = top.indices
-    packed = torch.cat(
-        (
-            final_logp[token_id : token_id + 1].exp(),
-            raw_logp[token_id : token_id + 1].exp(),
-            entropy,
-            raw_entropy,
-            final_logp[ids].exp(),
-            top.values.exp(),
+@dataclass(frozen=True)
+class PendingStep:
+    """A step as the generation thread leaves it: the chosen token and references to its two
+    rows of logits. Its numbers are computed later, many steps at once, by the consumer."""
+
+    token_id: int
+    raw_logits: torch.Tensor  # (vocab,) the model's logits
+    final_scores: torch.Tensor  # (vocab,) after the decoding chain
+    time: float  # perf_counter() when the token arrived
+
+
+def _log_softmax(x: np.ndarray) -> np.ndarray:
+    shifted = x - x.max(axis=-1, keepdims=True)
+    return shifted - np.log(np.exp(shifted).sum(axis=-1, keepdims=True))
+
+
+def _entropy_nats(logp: np.ndarray) -> np.ndarray:
+    p = np.exp(logp)
+    return -np.where(p > 0, p * logp, 0.0).sum(axis=-1)  # 0 · log 0 = 0 (filtered tokens)
+
+
+def step_numbers(pending: Sequence[PendingStep], k: int) -> list[RawStep]:
+    """Numbers of several steps at once, in NumPy: small torch ops in a thread that shares the
+    CPU with generate() were measured to stall on OpenMP barriers (milliseconds per op on a
+    busy 2-core machine); NumPy runs them single-threaded in microseconds."""
+    if not pending:
+        return []
+    with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
+        raw_logp = _log_softmax(torch.stack([p.raw_logits for p in pending]).float().cpu().numpy())  # (K, V)
+        final_logp = _log_softmax(torch.stack([p.final_scores for p in pending]).float().cpu().numpy())
+        rows = np.arange(len(pending))
+        chosen = np.array([p.token_id for p in pending])
+        n = min(k, raw_logp.shape[-1])
+        top = np.argpartition(-raw_logp, n - 1, axis=-1)[:, :n]  # the n most likely, unordered
+        order = np.argsort(-np.take_along_axis(raw_logp, top, axis=-1), axis=-1, kind="stable")
+        top = np.take_along_axis(top, order, axis=-1)  # ... now most likely first
+        prob = np.exp(final_logp[rows, chosen])  # p(chosen) under the sampled distribution
+        raw_prob = np.exp(raw_logp[rows, chosen])  # p(chosen) under the model's distribution
+        entropy = _entropy_nats(final_logp) / LOG2
+        raw_entropy = _entropy_nats(raw_logp) / LOG2
+        alt_prob = np.exp(np.take_along_axis(final_logp, top, axis=-1))
+        alt_raw = np.exp(np.take_along_axis(raw_logp, top, axis=-1))
+    return [
+        RawStep(
+            token_id=p.token_id,
+            prob=float(prob[i]),
+            raw_prob=float(raw_prob[i]),
+            entropy=float(entropy[i]),
+            raw_entropy=float(raw_entropy[i]),
+            alternative_ids=tuple(top[i].tolist()),
+            alternative_probs=tuple(alt_prob[i].tolist()),
+            alternative_raw_probs=tuple(alt_raw[i].tolist()),
+            time=p.time,
         )
-    ).tolist()
-    n = ids.shape[0]
-    return RawStep(
-        token_id=token_id,
-        prob=packed[0],
-        raw_prob=packed[1],
-        entropy=packed[2] / LOG2,
-        raw_entropy=packed[3] / LOG2,
-        alternative_ids=tuple(ids.tolist()),
-        alternative_probs=tuple(packed[4 : 4 + n]),
-        alternative_raw_probs=tuple(packed[4 + n : 4 + 2 * n]),
-        time=now,
-    )
+        for i, p in enumerate(pending)
+    ]
 
 
 def decode_step(raw: RawStep, position: int, decode: Callable[[int], str], start: float) -> TokenStep:
@@ -157,17 +185,18 @@ class FinalTap(LogitsProcessor):
 
 class StepStreamer(BaseStreamer):
     """Receives each chosen token from generate() (one sequence only: transformers refuses a
-    streamer with beams or several sequences) and puts a `RawStep` on a queue.
+    streamer with beams or several sequences) and puts a `PendingStep` on a queue: no tensor
+    work here, so the generation thread goes straight on to the next token.
 
-    The queue carries `RawStep`s, then `END_OF_STREAM`. `on_token` is called in the generation thread
-    after each step (the memory meter uses it)."""
+    The queue carries `PendingStep`s, then `END_OF_STREAM`. `on_token` is called in the generation
+    thread after each step (the memory meter uses it)."""
 
-    def __init__(self, raw: RawTap, final: FinalTap, k: int, on_token: Callable[[], None]) -> None:
+    def __init__(self, raw: RawTap, final: FinalTap, on_token: Callable[[], None]) -> None:
         self.raw = raw
         self.final = final
-        self.k = k
         self.on_token = on_token
-        self.queue: queue.Queue[RawStep | object] = queue.Queue()
+        self.queue: queue.Queue[PendingStep | object] = queue.Queue()
+        self.finished = threading.Event()
         self._prompt_seen = False
 
     def put(self, value: torch.Tensor) -> None:
@@ -178,8 +207,9 @@ class StepStreamer(BaseStreamer):
         if self.raw.logits is None or self.final.scores is None:
             raise RuntimeError("StepStreamer got a token before the chain observed any logits")
         token_id = int(value.reshape(-1)[0])
-        self.queue.put(step_numbers(self.raw.logits[0], self.final.scores[0], token_id, self.k, now))
+        self.queue.put(PendingStep(token_id, self.raw.logits[0], self.final.scores[0], now))
         self.on_token()
 
     def end(self) -> None:
         self.queue.put(END_OF_STREAM)
+        self.finished.set()

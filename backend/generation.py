@@ -16,6 +16,7 @@ reuses the cache (its cost is the time per output token).
 from __future__ import annotations
 
 import math
+import queue
 import secrets
 import threading
 import time
@@ -26,7 +27,7 @@ from typing import Any
 import torch
 from transformers import StoppingCriteria, StoppingCriteriaList
 
-from backend.capture import END_OF_STREAM, FinalTap, RawStep, RawTap, StepStreamer, TokenStep, decode_step, step_numbers
+from backend.capture import END_OF_STREAM, FinalTap, PendingStep, RawStep, RawTap, StepStreamer, TokenStep, decode_step, step_numbers
 from backend.errors import InputError
 from backend.metrics import MemoryMeter, RunMetrics
 from backend.params import DecodingParams
@@ -231,7 +232,7 @@ def _stream_one(
 ) -> Iterator[GenerationEvent]:
     raw_tap, final_tap = RawTap(), FinalTap()
     meter = MemoryMeter(loaded.device)
-    streamer = StepStreamer(raw_tap, final_tap, params.top_alternatives, meter.sample)
+    streamer = StepStreamer(raw_tap, final_tap, meter.sample)
     kwargs = _generate_kwargs(loaded, prepared, params, cancel)
     # The raw distribution is read from the model's output itself, not by a tap at the head of
     # our chain: generate() runs its own processors (forced BOS/EOS, suppressed tokens, bad
@@ -247,21 +248,21 @@ def _stream_one(
             loaded.model.generate(**prepared.inputs, **kwargs)
         finally:
             hook.remove()
-            streamer.queue.put(END_OF_STREAM)  # wakes the consumer even if generate() raised
+            streamer.end()  # wakes the consumer even if generate() raised
 
     start = time.perf_counter()
     thread, errors = _run_in_thread(work)
     raw_steps: list[RawStep] = []
     steps: list[TokenStep] = []
     try:
-        while True:
-            item = streamer.queue.get()
-            if item is END_OF_STREAM:
-                break
-            raw_steps.append(item)
-            step = decode_step(item, len(steps), decode, start)
-            steps.append(step)
-            yield TokenEvent(step)
+        ended = False
+        while not ended:
+            batch, ended = _next_batch(streamer, first=not raw_steps)
+            for raw in step_numbers(batch, params.top_alternatives):
+                raw_steps.append(raw)
+                step = decode_step(raw, len(steps), decode, start)
+                steps.append(step)
+                yield TokenEvent(step)
     finally:
         if thread.is_alive():  # the consumer went away early: stop the worker within one step
             cancel.set()
@@ -280,6 +281,27 @@ def _stream_one(
         memory_kind=meter.kind,
     )
     yield GenerationDone(GenerationResult((sequence,), metrics, params.seed, params, chain, prepared.notes))
+
+
+#: The consumer hands out the first token at once, then sleeps through windows of this length
+#: and takes every step that arrived meanwhile, computing their numbers together: waking up
+#: and paying per-op overhead for every token would slow the generation thread (they share the CPU).
+BATCH_SECONDS = 0.05
+
+
+def _next_batch(streamer: StepStreamer, *, first: bool) -> tuple[list[PendingStep], bool]:
+    """The next steps from the streamer's queue, and whether the stream has ended."""
+    if not first:
+        streamer.finished.wait(BATCH_SECONDS)  # woken early only by the end of the stream
+    batch = [streamer.queue.get()]  # at least one step (a slow model may need longer)
+    while True:
+        try:
+            batch.append(streamer.queue.get_nowait())
+        except queue.Empty:
+            break
+    if END_OF_STREAM in batch:
+        return batch[: batch.index(END_OF_STREAM)], True
+    return batch, False
 
 
 # -- the non-streaming path (beams, several sequences) ----------------------------------------
@@ -316,11 +338,9 @@ def _generate_many(
     sequences = []
     for i, ids in enumerate(new):
         ids = _strip_after_eos(ids, prepared.eos_ids, len(out.scores))
-        steps = []
-        for t, token_id in enumerate(ids):
-            row = beam_indices[i][t] if beam_indices is not None else i
-            raw = step_numbers(out.logits[t][row], out.scores[t][row], token_id, params.top_alternatives, end)
-            steps.append(decode_step(raw, t, decode, start))
+        rows = [beam_indices[i][t] if beam_indices is not None else i for t in range(len(ids))]
+        pending = [PendingStep(tok, out.logits[t][row], out.scores[t][row], end) for t, (tok, row) in enumerate(zip(ids, rows))]
+        steps = [decode_step(raw, t, decode, start) for t, raw in enumerate(step_numbers(pending, params.top_alternatives))]
         score = beam_scores[i] if beam_scores is not None else sum(math.log(max(s.prob, 1e-45)) for s in steps)
         sequences.append(_finish_sequence(loaded, prepared, params, tuple(ids), tuple(steps), score, cancel))
     meter.sample()

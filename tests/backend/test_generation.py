@@ -129,18 +129,20 @@ def test_stop_sequence_cuts_the_output(engine, loaded) -> None:
 
 def test_cancel_stops_within_a_step_and_keeps_the_partial_output(engine, loaded) -> None:
     cancel = threading.Event()
-    seen = 0
+    passes_after_cancel = []
+    hook = loaded.model.register_forward_hook(lambda *_: passes_after_cancel.append(1) if cancel.is_set() else None)
     result = None
-    for event in engine.stream(loaded, PROMPT, DecodingParams(max_new_tokens=100), cancel):
-        if isinstance(event, TokenEvent):
-            seen += 1
-            if seen == 3:
+    try:
+        for event in engine.stream(loaded, PROMPT, DecodingParams(max_new_tokens=100), cancel):
+            if isinstance(event, TokenEvent):
                 cancel.set()
-        else:
-            result = event.result
+            else:
+                result = event.result
+    finally:
+        hook.remove()
     assert result is not None and result.finish_reason == FinishReason.CANCELLED
-    assert 3 <= result.metrics.new_tokens <= 5  # the tokens already queued, then it stopped
-    assert result.text
+    assert len(passes_after_cancel) <= 1  # the step in flight when Stop came, then no more
+    assert 1 <= result.metrics.new_tokens < 100 and result.text
 
 
 def test_prompt_longer_than_context_says_both_numbers(engine, loaded) -> None:

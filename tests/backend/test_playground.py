@@ -69,7 +69,7 @@ def test_a_stopped_run_is_logged_as_cancelled_with_its_partial_output(playground
     with playground.runlog.session() as session:
         row = session.get(Run, run.run_id)
         assert row.status == "cancelled" and row.finish_reason == "cancelled" and row.output == run.result.text
-        assert 2 <= row.new_tokens < 10 and len(row.steps) == row.new_tokens
+        assert 1 <= row.new_tokens < 200 and len(row.steps) == row.new_tokens
 
 
 def test_an_abandoned_stream_is_logged_as_cancelled(playground) -> None:
