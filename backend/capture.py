@@ -96,14 +96,27 @@ class PendingStep:
     time: float  # perf_counter() when the token arrived
 
 
-def _log_softmax(x: np.ndarray) -> np.ndarray:
-    shifted = x - x.max(axis=-1, keepdims=True)
-    return shifted - np.log(np.exp(shifted).sum(axis=-1, keepdims=True))
+def _distribution(logits: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Softmax of each row, with one exp: (probabilities, log-probabilities, entropy in bits)."""
+    shifted = logits - logits.max(axis=-1, keepdims=True)
+    e = np.exp(shifted)
+    z = e.sum(axis=-1, keepdims=True)
+    logp = shifted - np.log(z)
+    p = e / z
+    entropy = -(p * np.where(e > 0, logp, 0.0)).sum(axis=-1) / LOG2  # 0 · log 0 = 0 (filtered tokens)
+    return p, logp, entropy
 
 
-def _entropy_nats(logp: np.ndarray) -> np.ndarray:
-    p = np.exp(logp)
-    return -np.where(p > 0, p * logp, 0.0).sum(axis=-1)  # 0 · log 0 = 0 (filtered tokens)
+def _top_indices(logp: np.ndarray, n: int) -> np.ndarray:
+    """The n largest entries of each row, largest first: n argmax passes (n is at most 20),
+    several times faster than argpartition over the whole vocabulary for a handful."""
+    work = logp.copy()
+    rows = np.arange(work.shape[0])
+    top = np.empty((work.shape[0], n), dtype=np.int64)
+    for j in range(n):
+        top[:, j] = work.argmax(axis=-1)
+        work[rows, top[:, j]] = -np.inf
+    return top
 
 
 def step_numbers(pending: Sequence[PendingStep], k: int) -> list[RawStep]:
@@ -113,20 +126,13 @@ def step_numbers(pending: Sequence[PendingStep], k: int) -> list[RawStep]:
     if not pending:
         return []
     with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
-        raw_logp = _log_softmax(torch.stack([p.raw_logits for p in pending]).float().cpu().numpy())  # (K, V)
-        final_logp = _log_softmax(torch.stack([p.final_scores for p in pending]).float().cpu().numpy())
-        rows = np.arange(len(pending))
-        chosen = np.array([p.token_id for p in pending])
-        n = min(k, raw_logp.shape[-1])
-        top = np.argpartition(-raw_logp, n - 1, axis=-1)[:, :n]  # the n most likely, unordered
-        order = np.argsort(-np.take_along_axis(raw_logp, top, axis=-1), axis=-1, kind="stable")
-        top = np.take_along_axis(top, order, axis=-1)  # ... now most likely first
-        prob = np.exp(final_logp[rows, chosen])  # p(chosen) under the sampled distribution
-        raw_prob = np.exp(raw_logp[rows, chosen])  # p(chosen) under the model's distribution
-        entropy = _entropy_nats(final_logp) / LOG2
-        raw_entropy = _entropy_nats(raw_logp) / LOG2
-        alt_prob = np.exp(np.take_along_axis(final_logp, top, axis=-1))
-        alt_raw = np.exp(np.take_along_axis(raw_logp, top, axis=-1))
+        raw_p, raw_logp, raw_entropy = _distribution(torch.stack([p.raw_logits for p in pending]).float().cpu().numpy())
+        final_p, _, entropy = _distribution(torch.stack([p.final_scores for p in pending]).float().cpu().numpy())
+    rows = np.arange(len(pending))
+    chosen = np.array([p.token_id for p in pending])
+    top = _top_indices(raw_logp, min(k, raw_logp.shape[-1]))
+    prob, raw_prob = final_p[rows, chosen], raw_p[rows, chosen]  # p(chosen): sampled, model
+    alt_prob, alt_raw = np.take_along_axis(final_p, top, axis=-1), np.take_along_axis(raw_p, top, axis=-1)
     return [
         RawStep(
             token_id=p.token_id,

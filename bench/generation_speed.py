@@ -13,7 +13,11 @@ sequence cannot shorten a run), measured three ways in one run of this script:
 It prints tokens/s and time to first token for each, and the ratios b/a and c/a (targets:
 b/a >= 0.95, c/a >= 0.85). Each figure is the median of --repeats runs after a warm-up.
 
-    python -m bench.generation_speed [--tokens 256] [--repeats 5] [--model "stdlib-gpt2 (embedded)"]
+All three use --threads torch threads (default 1, the app through OMP_NUM_THREADS): on a shared
+2-core machine two OpenMP threads made the same run swing tenfold from one minute to the next,
+while one thread gave steady figures (and, for a 4 M-parameter model, no slower ones).
+
+    python -m bench.generation_speed [--tokens 256] [--repeats 5] [--threads 1] [--model "stdlib-gpt2 (embedded)"]
 """
 
 from __future__ import annotations
@@ -127,9 +131,10 @@ def app_generate(client, model: str, n: int) -> Measurement:
     return Measurement((first or end) - start, end - start, result["metrics"]["new_tokens"])
 
 
-def start_app(port: int, db: Path) -> subprocess.Popen:
+def start_app(port: int, db: Path, threads: int) -> subprocess.Popen:
     env = {
         **os.environ,
+        "OMP_NUM_THREADS": str(threads),
         "GRADIO_SERVER_PORT": str(port),
         "GRADIO_SERVER_NAME": "127.0.0.1",
         "PLAYGROUND_DB_URL": f"sqlite:///{db}",
@@ -162,7 +167,9 @@ def main() -> None:
     parser.add_argument("--tokens", type=int, default=256)
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--model", default="stdlib-gpt2 (embedded)")
+    parser.add_argument("--threads", type=int, default=1, help="torch threads in all three paths")
     args = parser.parse_args()
+    torch.set_num_threads(args.threads)
 
     specs = load_specs(ROOT / "models.yaml")
     registry = ModelRegistry(specs, max_loaded=1, device="auto", offline=True)
@@ -184,7 +191,7 @@ def main() -> None:
 
     port = free_port()
     with tempfile.TemporaryDirectory() as tmp:
-        process = start_app(port, Path(tmp) / "bench.sqlite")
+        process = start_app(port, Path(tmp) / "bench.sqlite", args.threads)
         try:
             client = Client(f"http://127.0.0.1:{port}/", verbose=False)
             app_generate(client, args.model, args.tokens)  # warm-up: loads the model in the app

@@ -64,11 +64,12 @@ def _hover(step: TokenStep) -> str:
     return "<br>".join(lines)
 
 
-def probability_figure(steps: Sequence[TokenStep], title: str = "") -> go.Figure:
+def probability_figure(steps: Sequence[TokenStep], title: str = "", *, hover: bool = True) -> go.Figure:
     """Per position: p(chosen) under the sampled distribution, under the raw model
-    distribution, and the entropy of the sampled distribution (bits, right axis)."""
+    distribution, and the entropy of the sampled distribution (bits, right axis). `hover`
+    False leaves out the alternatives (a lighter figure while tokens still stream)."""
     x = [s.position for s in steps]
-    hover = [_hover(s) for s in steps]
+    hover_text = [_hover(s) for s in steps] if hover else [f"#{s.position} p {s.prob:.3f}" for s in steps]
     figure = go.Figure()
     figure.add_trace(
         go.Bar(
@@ -87,7 +88,7 @@ def probability_figure(steps: Sequence[TokenStep], title: str = "") -> go.Figure
             name="p chosen (sampled distribution)",
             mode="lines+markers",
             line={"color": "#2563eb"},
-            customdata=hover,
+            customdata=hover_text,
             hovertemplate="%{customdata}<extra></extra>",
         )
     )

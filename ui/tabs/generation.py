@@ -23,9 +23,12 @@ from ui.errors import user_facing_errors
 from ui.models import describe_model, model_dropdown
 from ui.render import metrics_markdown, probability_figure, progress_markdown, tokens_html
 
-#: The page is refreshed at most this often while tokens stream (rebuilding the chart costs
-#: milliseconds; refreshing per token would slow generation down).
-REFRESH_SECONDS = 0.25
+#: The page is refreshed at most this often while tokens stream: rebuilding and sending the
+#: chart costs milliseconds of the CPU that generation needs, so refreshes go by time, not by
+#: token. While streaming the chart leaves out the alternatives; the final update has them.
+REFRESH_SECONDS = 0.4
+#: The chart, the costlier part to rebuild, send and diff, is refreshed at most this often.
+CHART_REFRESH_SECONDS = 1.0
 
 @dataclass(frozen=True)
 class GenerativeTask:
@@ -101,7 +104,7 @@ def build_generation_tab(playground: Playground, controls: RunControls, spec: Ge
         cancel = controls.start(session, task.value)
         steps: list[TokenStep] = []
         start = time.perf_counter()
-        last_refresh = 0.0
+        last_refresh = last_chart = 0.0
         try:
             with user_facing_errors():
                 events = playground.text_generation(
@@ -119,9 +122,11 @@ def build_generation_tab(playground: Playground, controls: RunControls, spec: Ge
                         now = time.perf_counter()
                         if now - last_refresh >= REFRESH_SECONDS:
                             last_refresh = now
+                            chart_due = now - last_chart >= CHART_REFRESH_SECONDS
+                            last_chart = now if chart_due else last_chart
                             yield (
                                 tokens_html(prompt, steps, "generating…"),
-                                probability_figure(steps),
+                                probability_figure(steps, hover=False) if chart_due else gr.skip(),
                                 progress_markdown(len(steps), now - start),
                                 gr.skip(),
                                 {"status": "running", "new_tokens": len(steps), "text": "".join(s.text for s in steps)},
