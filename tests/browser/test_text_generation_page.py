@@ -63,3 +63,19 @@ def test_stop_ends_generation_and_keeps_the_partial_output(page, served_app) -> 
     with playground.runlog.session() as session:
         run = session.scalars(select(Run).where(Run.model == "long-gpt2").order_by(Run.id.desc())).first()
     assert run.status == "cancelled" and run.new_tokens == kept
+
+
+def test_a_preset_fills_the_panel_and_the_run_uses_it(page, served_app) -> None:
+    tab = page.locator("#tab_text_generation")
+    tab.get_by_text("creative", exact=True).click()
+    temperature = tab.get_by_label("number input for temperature")
+    page.wait_for_function(
+        "document.querySelector('#tab_text_generation input[aria-label=\"number input for temperature\"]').value === '1.1'",
+        timeout=10_000,
+    )
+    assert temperature.input_value() == "1.1"
+    tab.get_by_label("Prompt").fill("Return the")
+    tab.get_by_role("button", name="Generate", exact=True).click()
+    page.wait_for_selector("#text_generation_output .status:not(:has-text('generating'))", timeout=60_000)
+    chain = page.locator("#text_generation_metrics").inner_text()
+    assert "presence/frequency penalty → temperature → top-p" in chain
