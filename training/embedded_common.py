@@ -1,0 +1,147 @@
+"""Helpers shared by the scripts that build the embedded encoder and encoder-decoder models.
+
+Used by ``train_stdlib_bert``, ``train_stdlib_summarizer``, ``train_stdlib_classifier``,
+``train_stdlib_ner`` and ``build_untrained``:
+
+* :func:`seed_everything` -- python/numpy/torch seeds, thread count, deterministic kernels;
+* :func:`train_wordpiece` -- the uncased BERT WordPiece tokenizer, trained on given texts;
+* :func:`lr_at` / :func:`build_optimizer` -- warmup + cosine schedule, AdamW with a decay split;
+* :func:`paragraphs` / :func:`sentences` -- prose units cut out of a rendered corpus document;
+* :func:`write_outputs` -- ``training.json`` and ``README.md`` next to the weights;
+* :func:`finish_report` -- the bookkeeping fields every ``training.json`` carries.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+import re
+import sys
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+
+import torch
+
+WORDPIECE_SPECIALS = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")  # ids 0..4, BERT's order of use
+
+
+def seed_everything(seed: int, threads: int) -> None:
+    """Seed every RNG we touch, pin the thread count and ask for deterministic kernels."""
+    random.seed(seed)
+    try:
+        import numpy as np
+
+        np.random.seed(seed)
+    except ImportError:  # numpy is optional here
+        pass
+    torch.manual_seed(seed)
+    torch.set_num_threads(threads)
+    torch.use_deterministic_algorithms(True)
+
+
+def train_wordpiece(texts: Iterable[str], vocab_size: int, min_frequency: int, max_length: int):
+    """An uncased BERT WordPiece tokenizer ([PAD] [UNK] [CLS] [SEP] [MASK], "##" sub-words).
+
+    Trained with the ``tokenizers`` library (BERT normaliser: lower-case, accents stripped;
+    BERT pre-tokeniser: split on whitespace and punctuation), then handed to transformers'
+    ``BertTokenizer`` so that the saved folder reads back as a regular BERT tokenizer.
+    """
+    from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, trainers
+    from transformers import BertTokenizer
+
+    tok = Tokenizer(models.WordPiece(unk_token="[UNK]"))
+    tok.normalizer = normalizers.BertNormalizer(lowercase=True)
+    tok.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+    trainer = trainers.WordPieceTrainer(
+        vocab_size=vocab_size,
+        min_frequency=min_frequency,
+        special_tokens=list(WORDPIECE_SPECIALS),
+        continuing_subword_prefix="##",
+        show_progress=False,
+    )
+    tok.train_from_iterator(texts, trainer=trainer)
+    return BertTokenizer(vocab=tok.get_vocab(), do_lower_case=True, model_max_length=max_length)
+
+
+def lr_at(step: int, steps: int, warmup: int, lr: float, min_lr: float) -> float:
+    """Linear warmup to ``lr``, then cosine decay to ``min_lr`` at ``steps``."""
+    if step < warmup:
+        return lr * (step + 1) / warmup
+    progress = (step - warmup) / max(1, steps - warmup)
+    return min_lr + 0.5 * (lr - min_lr) * (1.0 + math.cos(math.pi * min(1.0, progress)))
+
+
+def build_optimizer(model, lr: float, weight_decay: float, betas: tuple[float, float]) -> torch.optim.AdamW:
+    """AdamW; weight decay on weight matrices only (not biases, LayerNorms or embeddings)."""
+    decay, no_decay = [], []
+    for name, p in model.named_parameters():
+        if not p.requires_grad:
+            continue
+        is_matrix = p.dim() >= 2 and "embed" not in name and "shared" not in name
+        (decay if is_matrix else no_decay).append(p)
+    groups = [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+    return torch.optim.AdamW(groups, lr=lr, betas=betas)
+
+
+# ---------------------------------------------------------------------------
+# Prose units of a rendered document
+# ---------------------------------------------------------------------------
+
+# A line that is code or a signature rather than prose: ">>> x", "f(a, b)", "name = value", "...".
+_CODE_LINE_RE = re.compile(r"^\s*(>>>|\.\.\.|[\w.]+\(.*\)\s*(->.*)?$|[\w.]+ = |class \w)")
+# A sentence ends at . ! or ? followed by white space and an upper-case letter or a quote.
+_SENTENCE_END_RE = re.compile(r"(?<=[.!?])\s+(?=[A-Z\"'`(*])")
+
+
+def paragraphs(doc: str, min_words: int = 12, max_words: int = 200) -> Iterator[str]:
+    """Blank-line separated blocks of prose, whitespace collapsed (code and signature lines dropped)."""
+    for block in re.split(r"\n\s*\n", doc):
+        lines = [line for line in block.splitlines() if line.strip() and not _CODE_LINE_RE.match(line)]
+        text = " ".join(" ".join(lines).split())
+        if min_words <= len(text.split()) <= max_words:
+            yield text
+
+
+def sentences(doc: str, min_words: int = 4, max_words: int = 60) -> Iterator[str]:
+    """Sentences of the document's prose paragraphs (and its one-line docstrings)."""
+    for paragraph in paragraphs(doc, min_words=min_words, max_words=10_000):
+        for sentence in _SENTENCE_END_RE.split(paragraph):
+            if min_words <= len(sentence.split()) <= max_words:
+                yield sentence
+
+
+# ---------------------------------------------------------------------------
+# Outputs
+# ---------------------------------------------------------------------------
+
+
+def finish_report(report: dict, out: Path, command: str, config: dict) -> dict:
+    """Add the fields every training.json carries (sizes, versions, command, config)."""
+    import transformers
+
+    weights = out / "model.safetensors"
+    report.update(
+        model_bytes=weights.stat().st_size,
+        command=command,
+        python=sys.version,
+        torch=torch.__version__,
+        transformers=transformers.__version__,
+        config=config,
+    )
+    return report
+
+
+def write_outputs(out: Path, report: dict, card: str) -> None:
+    """Write training.json and README.md; refuse a folder that holds pickled weights."""
+    assert (out / "model.safetensors").exists(), "save_pretrained did not write model.safetensors"
+    assert not list(out.glob("*.bin")), "pickled weights in the output folder"
+    (out / "training.json").write_text(json.dumps(report, indent=2) + "\n")
+    (out / "README.md").write_text(card)
+    print(json.dumps({k: v for k, v in report.items() if k != "config"}, indent=2), flush=True)
+
+
+def command_line(module: str, argv: list[str] | None) -> str:
+    """The command that reproduces this run."""
+    used = sys.argv[1:] if argv is None else argv
+    return " ".join([f"python -m training.{module}", *used])
