@@ -3,7 +3,8 @@
     python -m training.build_untrained [--out-root models] [--tokenizer models/stdlib-bert-mlm]
 
 No data for extractive question answering, natural-language inference or French-English
-translation exists on this machine, so these three models are random (seeded) networks of
+translation exists on this machine, and a summarizer trained from scratch needs more CPU time
+than a session has, so these four models are random (seeded) networks of
 the right architecture with a working tokenizer. They let the tabs run end to end -- windows,
 offsets, start/end logits, entailment scores, encoder-decoder generation -- and their answers
 are noise. Each folder's README.md says so in its first line.
@@ -13,12 +14,15 @@ are noise. Each folder's README.md says so in its first line.
 * ``untrained-bert-nli``: BertForSequenceClassification, same size and tokenizer, with
   id2label 0 contradiction / 1 neutral / 2 entailment (the MNLI order of roberta-large-mnli),
   for the zero-shot tab's NLI method;
+* ``untrained-bart-summarizer``: BartForConditionalGeneration (2 + 2 layers, 64 wide) with the
+  stdlib WordPiece tokenizer ([CLS] = bos, [SEP] = eos and decoder start, [PAD] = pad), for the
+  summarization tab;
 * ``untrained-marian-fr-en``: MarianMTModel (2 + 2 layers, 64 wide) with a small
   SentencePiece-style BPE tokenizer (Metaspace "▁", ``</s>`` 0, ``<unk>`` 1, ``<pad>`` 2,
   "$A </s>" appended) trained here on :data:`TOKENIZER_TEXT`; decoder_start_token_id = pad,
   as in Helsinki-NLP's opus-mt models. Saved as a plain fast tokenizer (no sentencepiece).
 
-Every folder: config.json, model.safetensors (< 2 MB, fp32), tokenizer files,
+Every folder: config.json, model.safetensors (< 2.5 MB, fp32), tokenizer files,
 training.json (``"trained": false``, sizes, seed) and README.md.
 """
 
@@ -34,7 +38,7 @@ import torch
 from training.embedded_common import command_line, finish_report, seed_everything, write_outputs
 
 UNTRAINED_LINE = "**untrained: shows the mechanics, not the answers.**"
-MAX_BYTES = 2_000_000  # each model.safetensors stays below this
+MAX_BYTES = 2_500_000  # each model.safetensors stays below this
 NLI_LABELS = ("contradiction", "neutral", "entailment")
 
 # A few sentences in each language, only to give the Marian tokenizer a vocabulary.
@@ -159,6 +163,8 @@ def _save(model, tokenizer, out: Path, report: dict, command: str, cfg: Untraine
 def build(cfg: UntrainedConfig, command: str) -> dict:
     from transformers import (
         AutoTokenizer,
+        BartConfig,
+        BartForConditionalGeneration,
         BertForQuestionAnswering,
         BertForSequenceClassification,
         GenerationConfig,
@@ -204,6 +210,44 @@ def build(cfg: UntrainedConfig, command: str) -> dict:
                        "A random BERT with a 3-way natural-language-inference head (premise, hypothesis -> "
                        "contradiction / neutral / entailment), the kind the zero-shot tab turns into label scores.",
                        "`AutoModelForSequenceClassification` / `AutoTokenizer`", r),
+    )
+
+    # Summarization (encoder-decoder), on the stdlib WordPiece: [CLS] text [SEP] in, [SEP] starts.
+    bos, eos, pad = wordpiece.cls_token_id, wordpiece.sep_token_id, wordpiece.pad_token_id
+    torch.manual_seed(cfg.seed)
+    bart = BartForConditionalGeneration(BartConfig(
+        vocab_size=len(wordpiece),
+        d_model=cfg.marian_d_model,
+        encoder_layers=cfg.marian_layers,
+        decoder_layers=cfg.marian_layers,
+        encoder_attention_heads=cfg.marian_heads,
+        decoder_attention_heads=cfg.marian_heads,
+        encoder_ffn_dim=cfg.marian_ffn,
+        decoder_ffn_dim=cfg.marian_ffn,
+        max_position_embeddings=cfg.bert_positions,
+        pad_token_id=pad,
+        bos_token_id=bos,
+        eos_token_id=eos,
+        decoder_start_token_id=eos,
+        forced_eos_token_id=eos,
+        init_std=cfg.initializer_range,
+        tie_word_embeddings=True,
+    ))
+    bart.generation_config = GenerationConfig(
+        pad_token_id=pad, bos_token_id=bos, eos_token_id=eos, decoder_start_token_id=eos, forced_eos_token_id=eos,
+        do_sample=False, num_beams=1, max_new_tokens=32,
+    )
+    reports["untrained-bart-summarizer"] = _save(
+        bart, wordpiece, root / "untrained-bart-summarizer",
+        {**base, "architecture": f"BartForConditionalGeneration, {cfg.marian_layers} + {cfg.marian_layers} layers, "
+                                 f"{cfg.marian_d_model} wide, tied embeddings",
+         "tokenizer": f"the uncased {len(wordpiece)}-token stdlib WordPiece of stdlib-bert-mlm",
+         "decoder_start_token_id": eos},
+        command, cfg,
+        lambda r: card("untrained-bart-summarizer",
+                       "A random BART encoder-decoder (the architecture of distilbart-cnn summarizers): the encoder "
+                       "reads the text, the decoder writes random tokens until `max_new_tokens`.",
+                       "`AutoModelForSeq2SeqLM` / `AutoTokenizer` (then `generate()`)", r),
     )
 
     # Translation (encoder-decoder).
