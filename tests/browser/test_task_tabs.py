@@ -62,7 +62,8 @@ def test_question_answering_tab(page: Page) -> None:
     )
     shown = tab.locator("#question_answering_context").inner_text()
     assert "ANSWER" in shown  # the answer span is marked in the context
-    assert all(word in shown for word in ("Alice", "Paris", "cat"))  # and the whole context is shown
+    # ... and the whole context is shown (a span may end inside a word: compare without breaks)
+    assert "".join(shown.replace("ANSWER", "").split()).endswith("AlicelivesinPariswithhercat.")
 
 
 def generate_in(page: Page, title: str, prefix: str, text: str) -> None:
