@@ -213,10 +213,12 @@ def build(cfg: UntrainedConfig, command: str) -> dict:
     )
 
     # Summarization (encoder-decoder), on the stdlib WordPiece: [CLS] text [SEP] in, [SEP] starts.
-    bos, eos, pad = wordpiece.cls_token_id, wordpiece.sep_token_id, wordpiece.pad_token_id
+    # BART takes no token_type_ids, so this copy of the tokenizer does not make them.
+    bart_tok = AutoTokenizer.from_pretrained(cfg.tokenizer, model_input_names=["input_ids", "attention_mask"])
+    bos, eos, pad = bart_tok.cls_token_id, bart_tok.sep_token_id, bart_tok.pad_token_id
     torch.manual_seed(cfg.seed)
     bart = BartForConditionalGeneration(BartConfig(
-        vocab_size=len(wordpiece),
+        vocab_size=len(bart_tok),
         d_model=cfg.marian_d_model,
         encoder_layers=cfg.marian_layers,
         decoder_layers=cfg.marian_layers,
@@ -238,7 +240,7 @@ def build(cfg: UntrainedConfig, command: str) -> dict:
         do_sample=False, num_beams=1, max_new_tokens=32,
     )
     reports["untrained-bart-summarizer"] = _save(
-        bart, wordpiece, root / "untrained-bart-summarizer",
+        bart, bart_tok, root / "untrained-bart-summarizer",
         {**base, "architecture": f"BartForConditionalGeneration, {cfg.marian_layers} + {cfg.marian_layers} layers, "
                                  f"{cfg.marian_d_model} wide, tied embeddings",
          "tokenizer": f"the uncased {len(wordpiece)}-token stdlib WordPiece of stdlib-bert-mlm",

@@ -1,13 +1,15 @@
 """The embedded encoder and encoder-decoder models under models/ load offline, fit the limits, and
 the trained ones beat their baselines on held-out data computed here.
 
-Each model folder is checked only if it exists (the training scripts build them; see training/).
+Every folder that models.yaml ships is checked (the scripts in training/ build them).
 "Beats its baseline" is measured on a small held-out sample, so each check takes a few seconds:
 
 - stdlib-bert-mlm: masked-token accuracy on held-out windows > always-the-most-frequent-train-token;
-- stdlib-bart-summarizer: greedy ROUGE-1 on held-out docstrings > the lead baseline (first N words);
-- stdlib-topic-classifier: held-out accuracy > the best constant answer on the same paragraphs;
+- stdlib-topic-classifier: held-out accuracy > always answering the training set's majority topic;
 - stdlib-ner: held-out entity F1 > a dictionary of the training labels' entity strings.
+
+(training/train_stdlib_summarizer.py exists, but its model needs more CPU time than was spent:
+the summarization tab ships the untrained BART of training/build_untrained.py instead.)
 """
 
 from __future__ import annotations
@@ -38,19 +40,19 @@ UNTRAINED_LINE = "untrained: shows the mechanics, not the answers"
 # folder -> (Auto class, byte limit of model.safetensors, trained)
 FOLDERS = {
     "stdlib-bert-mlm": ("AutoModelForMaskedLM", 12_000_000, True),
-    "stdlib-bart-summarizer": ("AutoModelForSeq2SeqLM", 14_000_000, True),
     "stdlib-topic-classifier": ("AutoModelForSequenceClassification", 12_000_000, True),
     "stdlib-ner": ("AutoModelForTokenClassification", 12_000_000, True),
     "untrained-bert-qa": ("AutoModelForQuestionAnswering", 2_000_000, False),
     "untrained-bert-nli": ("AutoModelForSequenceClassification", 2_000_000, False),
     "untrained-marian-fr-en": ("AutoModelForSeq2SeqLM", 2_000_000, False),
+    "untrained-bart-summarizer": ("AutoModelForSeq2SeqLM", 2_500_000, False),
 }
 
 
 def folder_or_skip(name: str) -> Path:
+    """A shipped model's folder; a missing one is a failure (every folder here is committed)."""
     folder = MODELS / name
-    if not (folder / "config.json").exists():
-        pytest.skip(f"{folder} not built (see training/)")
+    assert (folder / "config.json").exists(), f"{folder} is missing: rebuild it with its script in training/"
     return folder
 
 
@@ -138,22 +140,6 @@ def test_fill_mask_pipeline_gives_words():
     assert sum(t.isalpha() for t in top) >= 2, top  # words among the fills, not only punctuation
 
 
-def test_summarizer_beats_lead():
-    from training.train_stdlib_summarizer import heldout_pairs, lead, rouge_scores, summarize
-
-    model, tokenizer = load("stdlib-bart-summarizer")
-    assert model.generation_config.decoder_start_token_id == tokenizer.eos_token_id
-    assert model.generation_config.forced_bos_token_id == tokenizer.bos_token_id
-    report = json.loads((MODELS / "stdlib-bart-summarizer" / "training.json").read_text())
-    pairs = heldout_pairs()[:24]
-    sources, refs = [s for s, _ in pairs], [t for _, t in pairs]
-    preds = summarize(model, tokenizer, sources)
-    assert all(p and len(p.split()) <= 40 for p in preds), preds  # one non-empty line each
-    model_scores = rouge_scores(preds, refs)
-    lead_scores = rouge_scores([lead(s, report["lead_words"]) for s in sources], refs)
-    assert model_scores["rouge1"] > lead_scores["rouge1"], (model_scores, lead_scores)
-
-
 def test_classifier_beats_constant_answer():
     from training.train_stdlib_classifier import LABELS, labelled_paragraphs, predict
 
@@ -192,3 +178,10 @@ def test_ner_pipeline_finds_a_call():
     ner = transformers.pipeline("token-classification", model=str(folder), aggregation_strategy="first", device="cpu")
     found = {(e["word"], e["entity_group"]) for e in ner("Call the close() method, or it raises ValueError.")}
     assert ("close", "FUNC") in found, found
+
+
+def test_every_embedded_model_in_models_yaml_is_tested_here():
+    from backend.registry import load_specs
+
+    shipped = {spec.path.name for spec in load_specs(REPO / "models.yaml") if spec.path is not None and MODELS in spec.path.parents}
+    assert shipped - {"stdlib-gpt2"} == set(FOLDERS), shipped
