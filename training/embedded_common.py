@@ -5,6 +5,7 @@ Used by ``train_stdlib_bert``, ``train_stdlib_summarizer``, ``train_stdlib_class
 
 * :func:`seed_everything` -- python/numpy/torch seeds, thread count, deterministic kernels;
 * :func:`train_wordpiece` -- the uncased BERT WordPiece tokenizer, trained on given texts;
+* :func:`dropout_kwargs` -- the config overrides that set an encoder's dropout (BERT or ModernBERT);
 * :func:`lr_at` / :func:`build_optimizer` -- warmup + cosine schedule, AdamW with a decay split;
 * :func:`paragraphs` / :func:`sentences` -- prose units cut out of a rendered corpus document;
 * :func:`write_outputs` -- ``training.json`` and ``README.md`` next to the weights;
@@ -62,6 +63,14 @@ def train_wordpiece(texts: Iterable[str], vocab_size: int, min_frequency: int, m
     )
     tok.train_from_iterator(texts, trainer=trainer)
     return BertTokenizer(vocab=tok.get_vocab(), do_lower_case=True, model_max_length=max_length)
+
+
+def dropout_kwargs(model_folder: str, p: float) -> dict:
+    """Config overrides that set every dropout of the encoder in ``model_folder`` to ``p``."""
+    config = json.loads((Path(model_folder) / "config.json").read_text())
+    if config["model_type"] == "modernbert":
+        return {"embedding_dropout": p, "mlp_dropout": p, "attention_dropout": p, "classifier_dropout": p}
+    return {"hidden_dropout_prob": p, "attention_probs_dropout_prob": p}
 
 
 def lr_at(step: int, steps: int, warmup: int, lr: float, min_lr: float) -> float:
