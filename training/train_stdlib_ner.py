@@ -52,6 +52,7 @@ from training import corpus
 from training.embedded_common import (
     build_optimizer,
     command_line,
+    dropout_kwargs,
     finish_report,
     lr_at,
     seed_everything,
@@ -270,12 +271,12 @@ class NERConfig:
     base: str = "models/stdlib-bert-mlm"  # the masked LM whose encoder is fine-tuned
     out: str = "models/stdlib-ner"  # output folder
     seed: int = 1337  # seeds python, numpy (if installed) and torch
-    threads: int = 2  # torch intra-op threads; results are reproducible per thread count
+    threads: int = 1  # torch intra-op threads; reproducible per thread count (1: see train_stdlib_bert)
     # data
     keep_empty: float = 0.33  # share of training sentences without any entity that is kept
     max_length: int = 128  # tokens per sentence ([CLS]/[SEP] included); sentences are <= 60 words
     # model
-    dropout: float = 0.1  # hidden/attention dropout while fine-tuning
+    dropout: float = 0.1  # encoder dropout while fine-tuning
     # optimisation
     batch_size: int = 32  # sentences per step
     steps: int = 400  # optimizer steps (~3 epochs); fixed, not timed
@@ -310,7 +311,7 @@ def model_card(report: dict) -> str:
     )
     return f"""# stdlib-ner
 
-A small BERT ({report['params'] / 1e6:.1f} M parameters) that tags names in Python documentation:
+A small ModernBERT encoder ({report['params'] / 1e6:.1f} M parameters) that tags names in Python documentation:
 `EXC` (builtin exceptions), `MOD` (standard-library modules), `FUNC` (a name written as a call,
 `name()`), in BIO tags. It is the masked LM `stdlib-bert-mlm` (same uncased WordPiece tokenizer)
 with a fresh token-classification head, fine-tuned on automatically labelled sentences of the
@@ -386,8 +387,7 @@ def train(cfg: NERConfig, command: str) -> dict:
         num_labels=len(TAGS),
         id2label=dict(enumerate(TAGS)),
         label2id={t: i for i, t in enumerate(TAGS)},
-        hidden_dropout_prob=cfg.dropout,
-        attention_probs_dropout_prob=cfg.dropout,
+        **dropout_kwargs(cfg.base, cfg.dropout),
     )
     params = sum(p.numel() for p in model.parameters())
 
