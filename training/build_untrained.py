@@ -162,7 +162,7 @@ def _save(model, tokenizer, out: Path, report: dict, command: str, cfg: Untraine
 
 def build(cfg: UntrainedConfig, command: str) -> dict:
     from transformers import (
-        AutoTokenizer,
+        BertTokenizer,
         BartConfig,
         BartForConditionalGeneration,
         BertForQuestionAnswering,
@@ -174,7 +174,9 @@ def build(cfg: UntrainedConfig, command: str) -> dict:
 
     seed_everything(cfg.seed, cfg.threads)
     root = Path(cfg.out_root)
-    wordpiece = AutoTokenizer.from_pretrained(cfg.tokenizer)
+    # BertTokenizer, not AutoTokenizer: the source folder is a ModernBERT (no token types), the
+    # BERT models here take token_type_ids for question/context and premise/hypothesis pairs.
+    wordpiece = BertTokenizer.from_pretrained(cfg.tokenizer)
     base = {"trained": False, "seed": cfg.seed}
     reports = {}
 
@@ -214,7 +216,7 @@ def build(cfg: UntrainedConfig, command: str) -> dict:
 
     # Summarization (encoder-decoder), on the stdlib WordPiece: [CLS] text [SEP] in, [SEP] starts.
     # BART takes no token_type_ids, so this copy of the tokenizer does not make them.
-    bart_tok = AutoTokenizer.from_pretrained(cfg.tokenizer, model_input_names=["input_ids", "attention_mask"])
+    bart_tok = BertTokenizer.from_pretrained(cfg.tokenizer, model_input_names=["input_ids", "attention_mask"])
     bos, eos, pad = bart_tok.cls_token_id, bart_tok.sep_token_id, bart_tok.pad_token_id
     torch.manual_seed(cfg.seed)
     bart = BartForConditionalGeneration(BartConfig(
