@@ -57,8 +57,12 @@ def test_question_answering_tab(page: Page) -> None:
     tab.get_by_label("Question", exact=True).fill("Where does Alice live?")
     tab.get_by_label("Context", exact=True).fill("Alice lives in Paris with her cat.")
     tab.get_by_role("button", name="Answer").click()
+    # An untrained model's span can start or end inside a word ("her c|at."), and which one wins a
+    # near-tie depends on the CPU's float rounding: wait for the context without breaks and labels.
     page.wait_for_function(
-        "document.querySelector('#question_answering_context').innerText.includes('cat')", timeout=30_000
+        "document.querySelector('#question_answering_context').innerText"
+        ".replace(/ANSWER/g, '').replace(/\\s+/g, '').includes('hercat.')",
+        timeout=30_000,
     )
     shown = tab.locator("#question_answering_context").inner_text()
     assert "ANSWER" in shown  # the answer span is marked in the context
