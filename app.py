@@ -7,14 +7,13 @@ import logging
 
 from backend.playground import Playground
 from backend.settings import Settings
-from ui.interface import build_demo
+from ui.interface import build_demo, enable_queue
 
 
 def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     playground = Playground(Settings.from_env())
-    demo = build_demo(playground)
-    demo.queue(default_concurrency_limit=1)
+    demo = enable_queue(build_demo(playground))
     demo.launch()
 
 

@@ -11,7 +11,11 @@ sequence cannot shorten a run), measured three ways in one run of this script:
   (c) end to end: `python app.py` in a subprocess, driven by gradio_client's streaming API
 
 It prints tokens/s and time to first token for each, and the ratios b/a and c/a (targets:
-b/a >= 0.95, c/a >= 0.85). Each figure is the median of --repeats runs after a warm-up.
+b/a >= 0.95, c/a >= 0.85). Each figure is the median of --repeats runs after a warm-up. Two
+diagnostic lines follow: c/a for each (c) run and the (a) run right after it (the spread shows
+how noisy the machine was), and (c) split into the generation's own time inside the app (its
+`metrics.total_s`) and what Gradio and gradio_client add around it (queueing, the first and
+last messages; gradio_client reads its event stream every 50 ms).
 
 All three use --threads torch threads (default 1, the app through OMP_NUM_THREADS): on a shared
 2-core machine two OpenMP threads made the same run swing tenfold from one minute to the next,
@@ -53,6 +57,7 @@ class Measurement:
     ttft_s: float
     total_s: float
     tokens: int
+    inside_s: float | None = None  # (c) only: the generation's own time, as the app measured it
 
     @property
     def tokens_per_s(self) -> float:
@@ -127,8 +132,8 @@ def app_generate(client, model: str, n: int) -> Measurement:
         if first is None and update[-1] and update[-1].get("new_tokens", 0) > 0:
             first = time.perf_counter()
     end = time.perf_counter()
-    result = job.outputs()[-1][-1]
-    return Measurement((first or end) - start, end - start, result["metrics"]["new_tokens"])
+    metrics = job.outputs()[-1][-1]["metrics"]
+    return Measurement((first or end) - start, end - start, metrics["new_tokens"], metrics["total_s"])
 
 
 def start_app(port: int, db: Path, threads: int) -> subprocess.Popen:
@@ -155,10 +160,12 @@ def start_app(port: int, db: Path, threads: int) -> subprocess.Popen:
 
 
 def median(measurements: list[Measurement]) -> Measurement:
+    inside = [m.inside_s for m in measurements if m.inside_s is not None]
     return Measurement(
         statistics.median(m.ttft_s for m in measurements),
         statistics.median(m.total_s for m in measurements),
         measurements[0].tokens,
+        statistics.median(inside) if inside else None,
     )
 
 
@@ -210,6 +217,10 @@ def main() -> None:
         print(f"{name:38} {m.tokens_per_s:10.1f} {m.ttft_s * 1000:9.1f} {m.total_s:8.3f} {m.tokens:7d}")
     print(f"ratio b/a (throughput) = {b.tokens_per_s / a.tokens_per_s:.3f}  (target >= 0.95)")
     print(f"ratio c/a (throughput) = {c.tokens_per_s / a.tokens_per_s:.3f}  (target >= 0.85)")
+    paired = [a_runs[args.repeats + i].total_s / m.total_s for i, m in enumerate(c_runs)]
+    print(f"c/a per adjacent pair: {' '.join(f'{r:.3f}' for r in paired)} (median {statistics.median(paired):.3f})")
+    print(f"(c) split: generation inside the app {c.inside_s:.3f} s, Gradio and gradio_client around it "
+          f"{c.total_s - c.inside_s:.3f} s")
 
 
 if __name__ == "__main__":

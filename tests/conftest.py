@@ -104,7 +104,7 @@ def playground(settings: Settings) -> Playground:
 @pytest.fixture(scope="session")
 def served_app(tmp_path_factory: pytest.TempPathFactory, tiny_gpt2_dir: Path, corrupt_model_dir: Path, long_gpt2_dir: Path):
     """The real app (build_demo on a Playground) served on a free loopback port."""
-    from ui.interface import build_demo
+    from ui.interface import build_demo, enable_queue
 
     from tests.app_models import task_models_yaml
 
@@ -121,8 +121,7 @@ def served_app(tmp_path_factory: pytest.TempPathFactory, tiny_gpt2_dir: Path, co
         }
     )
     pg = Playground(settings)
-    demo = build_demo(pg)
-    demo.queue(default_concurrency_limit=1)
+    demo = enable_queue(build_demo(pg))
     demo.launch(prevent_thread_lock=True, server_name="127.0.0.1", server_port=None, quiet=True)
     try:
         yield demo.local_url.rstrip("/"), pg
