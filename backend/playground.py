@@ -11,6 +11,7 @@ import json
 import logging
 import threading
 from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -164,37 +165,38 @@ class Playground:
         }
         steps: list[Any] = []
         try:
-            decoding = DecodingParams.from_mapping(params)
-            record["params"] = decoding.to_dict()
-            loaded = self.registry.get(model, task, progress)
-            truncate = task is not Task.TEXT_GENERATION
-            # T5-style checkpoints expect a task prefix ("summarize: "); models.yaml says which
-            model_input = str(loaded.spec.options.get("prefix", "")) + prompt if prompt.strip() else prompt
-            for event in self.engine.stream(loaded, model_input, decoding, cancel, truncate_input=truncate):
-                if isinstance(event, TokenEvent):
-                    steps.append(event.step)
-                    yield event
-                    continue
-                assert isinstance(event, GenerationDone)
-                result = event.result
-                status = RunStatus.CANCELLED if result.finish_reason == FinishReason.CANCELLED else RunStatus.OK
-                run_id = self._log(
-                    RunRecord(
-                        status=status,
-                        seed=result.seed,
-                        output=result.text,
-                        finish_reason=result.finish_reason,
-                        result={
-                            "sequences": [{"text": s.text, "score": s.score} for s in result.sequences],
-                            "chain": result.chain.names,
-                            "notes": list(result.notes),
-                        },
-                        metrics=result.metrics.to_dict(),
-                        steps=result.steps,
-                        **{**record, "params": result.params.to_dict()},
+            with self._failures_logged(record):
+                decoding = DecodingParams.from_mapping(params)
+                record["params"] = decoding.to_dict()
+                loaded = self.registry.get(model, task, progress)
+                truncate = task is not Task.TEXT_GENERATION
+                # T5-style checkpoints expect a task prefix ("summarize: "); models.yaml says which
+                model_input = str(loaded.spec.options.get("prefix", "")) + prompt if prompt.strip() else prompt
+                for event in self.engine.stream(loaded, model_input, decoding, cancel, truncate_input=truncate):
+                    if isinstance(event, TokenEvent):
+                        steps.append(event.step)
+                        yield event
+                        continue
+                    assert isinstance(event, GenerationDone)
+                    result = event.result
+                    status = RunStatus.CANCELLED if result.finish_reason == FinishReason.CANCELLED else RunStatus.OK
+                    run_id = self._log(
+                        RunRecord(
+                            status=status,
+                            seed=result.seed,
+                            output=result.text,
+                            finish_reason=result.finish_reason,
+                            result={
+                                "sequences": [{"text": s.text, "score": s.score} for s in result.sequences],
+                                "chain": result.chain.names,
+                                "notes": list(result.notes),
+                            },
+                            metrics=result.metrics.to_dict(),
+                            steps=result.steps,
+                            **{**record, "params": result.params.to_dict()},
+                        )
                     )
-                )
-                yield GenerationRun(run_id, result, model)
+                    yield GenerationRun(run_id, result, model)
         except GeneratorExit:
             # The consumer left (browser closed, API job cancelled): the engine has stopped the
             # worker; keep what was generated.
@@ -208,12 +210,20 @@ class Playground:
                 )
             )
             raise
+
+    @contextmanager
+    def _failures_logged(self, record: dict[str, Any]) -> Iterator[None]:
+        """Log a failed run (as `record` stands when it fails) as an error, then re-raise: a
+        PlaygroundError is the person's input or a model that cannot serve; anything else is a
+        bug or a runtime failure, logged with its traceback."""
+        try:
+            yield
         except PlaygroundError as exc:
-            log.warning("%s run on %r failed: %s", task.value, model, exc)
+            log.warning("%s run on %r failed: %s", record["task"], record["model"], exc)
             self._log(RunRecord(status=RunStatus.ERROR, error=str(exc), **record))
             raise
-        except Exception as exc:  # a bug or a runtime failure: log the run, then let it surface
-            log.exception("%s run on %r failed", task.value, model)
+        except Exception as exc:
+            log.exception("%s run on %r failed", record["task"], record["model"])
             self._log(RunRecord(status=RunStatus.ERROR, error=f"{type(exc).__name__}: {exc}", **record))
             raise
 
@@ -232,17 +242,9 @@ class Playground:
         a `task` model) and returns the output; any PlaygroundError it raises is logged as an
         error run and re-raised, as is anything unexpected."""
         record: dict[str, Any] = {"task": task.value, "model": model, "input": dict(inputs), "params": dict(params)}
-        try:
+        with self._failures_logged(record):
             loaded = self.registry.get(model, task, progress)
             output = compute(loaded)
-        except PlaygroundError as exc:
-            log.warning("%s run on %r failed: %s", task.value, model, exc)
-            self._log(RunRecord(status=RunStatus.ERROR, error=str(exc), **record))
-            raise
-        except Exception as exc:  # a bug or a runtime failure: log the run, then let it surface
-            log.exception("%s run on %r failed", task.value, model)
-            self._log(RunRecord(status=RunStatus.ERROR, error=f"{type(exc).__name__}: {exc}", **record))
-            raise
         run_id = self._log(
             RunRecord(
                 status=RunStatus.OK,
