@@ -21,6 +21,8 @@ from transformers import (
     RobertaForQuestionAnswering,
 )
 
+from tests.tiny_models import roberta_style_tokenizer
+
 QA_CORPUS = [
     "The zebra lives near the giraffe on the wide plain.",
     "Where does the zebra live? What lives near the river?",
@@ -61,27 +63,7 @@ def wordpiece_tokenizer(*, model_input_names: list[str], padding_side: str = "ri
 
 def roberta_tokenizer() -> PreTrainedTokenizerFast:
     """Byte-level BPE with RoBERTa's special tokens, <s> A </s></s> B </s> pairs, trimmed offsets."""
-    tokenizer = Tokenizer(models.BPE())
-    tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    tokenizer.decoder = decoders.ByteLevel()
-    specials = ["<s>", "<pad>", "</s>", "<unk>", "<mask>"]
-    trainer = trainers.BpeTrainer(
-        vocab_size=500, special_tokens=specials, initial_alphabet=pre_tokenizers.ByteLevel.alphabet()
-    )
-    tokenizer.train_from_iterator(QA_CORPUS, trainer)
-    tokenizer.post_processor = processors.RobertaProcessing(("</s>", 2), ("<s>", 0), trim_offsets=True)
-    return PreTrainedTokenizerFast(
-        tokenizer_object=tokenizer,
-        bos_token="<s>",
-        eos_token="</s>",
-        unk_token="<unk>",
-        pad_token="<pad>",
-        cls_token="<s>",
-        sep_token="</s>",
-        mask_token="<mask>",
-        model_max_length=WINDOW,
-        model_input_names=["input_ids", "attention_mask"],
-    )
+    return roberta_style_tokenizer(QA_CORPUS, 500, WINDOW)
 
 
 def build_tiny_qa(folder: Path, architecture: str, *, padding_side: str = "right", seed: int = 0) -> Path:

@@ -24,6 +24,8 @@ from transformers import (
     T5ForConditionalGeneration,
 )
 
+from tests.tiny_models import roberta_style_tokenizer
+
 SEQ2SEQ_CORPUS = [
     "The socket module provides access to the BSD socket interface.",
     "This function raises ValueError if the argument is negative.",
@@ -51,20 +53,7 @@ _SIZE = MappingProxyType(
 
 
 def bart_tokenizer() -> PreTrainedTokenizerFast:
-    tokenizer = Tokenizer(models.BPE())
-    tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    tokenizer.decoder = decoders.ByteLevel()
-    specials = ["<s>", "<pad>", "</s>", "<unk>", "<mask>"]
-    trainer = trainers.BpeTrainer(
-        vocab_size=400, special_tokens=specials, initial_alphabet=pre_tokenizers.ByteLevel.alphabet()
-    )
-    tokenizer.train_from_iterator(SEQ2SEQ_CORPUS, trainer)
-    tokenizer.post_processor = processors.RobertaProcessing(("</s>", 2), ("<s>", 0), trim_offsets=True)
-    return PreTrainedTokenizerFast(
-        tokenizer_object=tokenizer, bos_token="<s>", eos_token="</s>", unk_token="<unk>", pad_token="<pad>",
-        cls_token="<s>", sep_token="</s>", mask_token="<mask>", model_max_length=CONTEXT,
-        model_input_names=["input_ids", "attention_mask"],
-    )
+    return roberta_style_tokenizer(SEQ2SEQ_CORPUS, 400, CONTEXT)
 
 
 def sentencepiece_style_tokenizer(specials: list[str]) -> PreTrainedTokenizerFast:
