@@ -232,7 +232,7 @@ def _stream_one(
 ) -> Iterator[GenerationEvent]:
     raw_tap, final_tap = RawTap(), FinalTap()
     meter = MemoryMeter(loaded.device)
-    streamer = StepStreamer(raw_tap, final_tap, meter.sample)
+    streamer = StepStreamer(raw_tap, final_tap, meter.tick)
     kwargs = _generate_kwargs(loaded, prepared, params, cancel)
     # The raw distribution is read from the model's output itself, not by a tap at the head of
     # our chain: generate() runs its own processors (forced BOS/EOS, suppressed tokens, bad
@@ -245,7 +245,8 @@ def _stream_one(
         hook = loaded.model.register_forward_hook(raw_tap.record)
         try:
             torch.manual_seed(params.seed)
-            loaded.model.generate(**prepared.inputs, **kwargs)
+            with torch.inference_mode():  # lighter than generate()'s own no_grad: no view or version tracking
+                loaded.model.generate(**prepared.inputs, **kwargs)
         finally:
             hook.remove()
             streamer.end()  # wakes the consumer even if generate() raised
@@ -322,7 +323,8 @@ def _generate_many(
 
     def work() -> None:
         torch.manual_seed(params.seed)
-        holder["output"] = loaded.model.generate(**prepared.inputs, **kwargs)
+        with torch.inference_mode():
+            holder["output"] = loaded.model.generate(**prepared.inputs, **kwargs)
 
     start = time.perf_counter()
     thread, errors = _run_in_thread(work)
