@@ -11,11 +11,12 @@ sequence cannot shorten a run), measured three ways in one run of this script:
   (c) end to end: `python app.py` in a subprocess, driven by gradio_client's streaming API
 
 It prints tokens/s and time to first token for each, and the ratios b/a and c/a (targets:
-b/a >= 0.95, c/a >= 0.85). Each figure is the median of --repeats runs after a warm-up. Two
-diagnostic lines follow: c/a for each (c) run and the (a) run right after it (the spread shows
-how noisy the machine was), and (c) split into the generation's own time inside the app (its
+b/a >= 0.95, c/a >= 0.85). Each figure is the median of --repeats runs after a warm-up; the
+three take turns, run by run. Diagnostic lines follow: b/a and c/a turn by turn (their spread shows how
+noisy the machine was), and (c) split into the generation's own time inside the app (its
 `metrics.total_s`) and what Gradio and gradio_client add around it (queueing, the first and
-last messages; gradio_client reads its event stream every 50 ms).
+last messages; gradio_client reads its event stream every 50 ms), next to the time of a call
+that does nothing (the app's Stop endpoint with no run going).
 
 All three use --threads torch threads (default 1, the app through OMP_NUM_THREADS): on a shared
 2-core machine two OpenMP threads made the same run swing tenfold from one minute to the next,
@@ -136,6 +137,14 @@ def app_generate(client, model: str, n: int) -> Measurement:
     return Measurement((first or end) - start, end - start, metrics["new_tokens"], metrics["total_s"])
 
 
+def app_floor(client) -> float:
+    """Seconds for one call of the app's Stop endpoint with no run going: what a call through
+    Gradio's queue and gradio_client costs when the function itself does nothing."""
+    start = time.perf_counter()
+    client.predict(api_name="/stop_text_generation")
+    return time.perf_counter() - start
+
+
 def start_app(port: int, db: Path, threads: int) -> subprocess.Popen:
     env = {
         **os.environ,
@@ -185,27 +194,27 @@ def main() -> None:
     print(f"model {args.model} on {loaded.device}, torch threads {torch.get_num_threads()}, "
           f"greedy, {args.tokens} new tokens, median of {args.repeats} runs after a warm-up")
 
-    # (a) and (b) alternate, so that drift in machine load hits both alike
-    bare_generate(loaded, args.tokens)
-    engine_generate(engine, loaded, args.tokens)
-    a_runs, b_runs = [], []
-    for _ in range(args.repeats):
-        a_runs.append(bare_generate(loaded, args.tokens))
-        b_runs.append(engine_generate(engine, loaded, args.tokens))
-
-    # (c) through the running app; (a) measured again around it for a fair ratio
+    # (a), (b) and (c) take turns, so that drift in the machine's load hits all three alike
+    # (the app is served from the start: an idle app polls its queue every 20 ms, ~1 % of a core)
     from gradio_client import Client
 
     port = free_port()
+    a_runs: list[Measurement] = []
+    b_runs: list[Measurement] = []
+    c_runs: list[Measurement] = []
+    floors: list[float] = []
     with tempfile.TemporaryDirectory() as tmp:
         process = start_app(port, Path(tmp) / "bench.sqlite", args.threads)
         try:
             client = Client(f"http://127.0.0.1:{port}/", verbose=False)
-            app_generate(client, args.model, args.tokens)  # warm-up: loads the model in the app
-            c_runs = []
+            bare_generate(loaded, args.tokens)  # warm-ups; the app's loads the model there
+            engine_generate(engine, loaded, args.tokens)
+            app_generate(client, args.model, args.tokens)
             for _ in range(args.repeats):
-                c_runs.append(app_generate(client, args.model, args.tokens))
                 a_runs.append(bare_generate(loaded, args.tokens))
+                b_runs.append(engine_generate(engine, loaded, args.tokens))
+                c_runs.append(app_generate(client, args.model, args.tokens))
+                floors.append(app_floor(client))
         finally:
             process.terminate()
             process.wait(timeout=30)
@@ -217,11 +226,12 @@ def main() -> None:
         print(f"{name:38} {m.tokens_per_s:10.1f} {m.ttft_s * 1000:9.1f} {m.total_s:8.3f} {m.tokens:7d}")
     print(f"ratio b/a (throughput) = {b.tokens_per_s / a.tokens_per_s:.3f}  (target >= 0.95)")
     print(f"ratio c/a (throughput) = {c.tokens_per_s / a.tokens_per_s:.3f}  (target >= 0.85)")
-    paired = [a_runs[args.repeats + i].total_s / m.total_s for i, m in enumerate(c_runs)]
-    print(f"c/a per adjacent pair: {' '.join(f'{r:.3f}' for r in paired)} (median {statistics.median(paired):.3f})")
+    for name, runs in (("b/a", b_runs), ("c/a", c_runs)):
+        turns = [x.total_s / y.total_s for x, y in zip(a_runs, runs)]
+        print(f"{name} turn by turn: {' '.join(f'{r:.3f}' for r in turns)} (median {statistics.median(turns):.3f})")
     print(f"(c) split: generation inside the app {c.inside_s:.3f} s, Gradio and gradio_client around it "
-          f"{c.total_s - c.inside_s:.3f} s")
-
+          f"{c.total_s - c.inside_s:.3f} s; a call of the app's Stop endpoint (no run going) takes "
+          f"{statistics.median(floors):.3f} s")
 
 if __name__ == "__main__":
     main()
