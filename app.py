@@ -7,7 +7,8 @@ import logging
 
 from backend.playground import Playground
 from backend.settings import Settings
-from ui.interface import build_demo, enable_queue
+from ui.interface import build_demo
+from ui.serving import enable_queue
 
 
 def main() -> None:

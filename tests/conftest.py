@@ -104,7 +104,8 @@ def playground(settings: Settings) -> Playground:
 @pytest.fixture(scope="session")
 def served_app(tmp_path_factory: pytest.TempPathFactory, tiny_gpt2_dir: Path, corrupt_model_dir: Path, long_gpt2_dir: Path):
     """The real app (build_demo on a Playground) served on a free loopback port."""
-    from ui.interface import build_demo, enable_queue
+    from ui.interface import build_demo
+    from ui.serving import enable_queue
 
     from tests.app_models import task_models_yaml
 

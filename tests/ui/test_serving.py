@@ -1,0 +1,47 @@
+"""The queue the app serves with: it polls every millisecond while idle (a run starts at once)
+and slowly while a run is going (its wake-ups would take the GIL from the generation thread);
+a Gradio upgrade that changes the queue fails here instead of silently losing the tuning."""
+
+from __future__ import annotations
+
+import gradio as gr
+import pytest
+
+from ui.serving import BUSY_POLL_SECONDS, BusyAwareQueue, enable_queue
+
+
+def blocks() -> gr.Blocks:
+    with gr.Blocks() as demo:
+        gr.Markdown("x")
+    return demo
+
+
+def test_the_queue_polls_fast_while_idle_and_slowly_while_a_run_is_going() -> None:
+    queue = enable_queue(blocks())._queue
+    assert isinstance(queue, BusyAwareQueue)
+    queue.active_jobs = [None, None]
+    assert queue.sleep_when_free == 0.001  # gradio's own interval on Linux
+    queue.active_jobs = [None, ["an event"]]
+    assert queue.sleep_when_free == BUSY_POLL_SECONDS
+    assert queue.progress_update_sleep_when_free == BUSY_POLL_SECONDS
+    assert queue.default_concurrency_limit == 1
+
+
+def test_the_queue_never_polls_faster_than_gradio_would() -> None:
+    queue = enable_queue(blocks(), busy_poll_seconds=0.0)._queue
+    queue.active_jobs = [["an event"]]
+    assert queue.sleep_when_free >= 0.001 and queue.progress_update_sleep_when_free >= 0.01
+
+
+def test_enable_queue_fails_loudly_when_gradio_changes(monkeypatch: pytest.MonkeyPatch) -> None:
+    import gradio.queueing
+
+    original = gradio.queueing.Queue.__init__
+
+    def without_poll_setting(self, *args, **kwargs) -> None:  # type: ignore[no-untyped-def]
+        original(self, *args, **kwargs)
+        del self.sleep_when_free
+
+    monkeypatch.setattr(gradio.queueing.Queue, "__init__", without_poll_setting)
+    with pytest.raises(RuntimeError, match="review ui/serving.py"):
+        enable_queue(blocks())
