@@ -141,6 +141,15 @@ def finish_report(report: dict, out: Path, command: str, config: dict) -> dict:
     return report
 
 
+def rebuild_section(report: dict, script: str, how: str) -> str:
+    """A model card's last section: the command that built the model, what a rebuild needs to
+    give the same model (`how`), and where the configuration and the code are."""
+    return (
+        f"## Rebuild\n\n```\n{report['command']}\n```\n\n{how}\n"
+        f"See `training.json` for the full configuration and `training/{script}` for the code.\n"
+    )
+
+
 def write_outputs(out: Path, report: dict, card: str) -> None:
     """Write training.json and README.md; refuse a folder that holds pickled weights."""
     assert (out / "model.safetensors").exists(), "save_pretrained did not write model.safetensors"

@@ -53,6 +53,7 @@ from training.embedded_common import (
     command_line,
     finish_report,
     lr_at,
+    rebuild_section,
     seed_everything,
     train_wordpiece,
     write_outputs,
@@ -248,6 +249,10 @@ def model_card(report: dict) -> str:
     samples = "\n".join(
         f"| `{s['text']}` | {', '.join(f'{t} ({p:.2f})' for t, p in s['top'])} |" for s in report["samples"]
     )
+    how = (
+        f"Seeded everywhere (seed {c['seed']}); the same seed, steps, thread count and Python version\n"
+        f"({report['python'].split()[0]}, whose docs are the corpus) give the same model."
+    )
     return f"""# stdlib-bert-mlm
 
 A {report['params'] / 1e6:.1f} M-parameter ModernBERT encoder ({c['num_layers']} layers, {c['num_heads']} heads,
@@ -290,16 +295,7 @@ tokenizer nor for the model.
 |---|---|
 {samples}
 
-## Rebuild
-
-```
-{report['command']}
-```
-
-Seeded everywhere (seed {c['seed']}); the same seed, steps, thread count and Python version
-({report['python'].split()[0]}, whose docs are the corpus) give the same model.
-See `training.json` for the full configuration and `training/train_stdlib_bert.py` for the code.
-"""
+{rebuild_section(report, 'train_stdlib_bert.py', how)}"""
 
 
 SAMPLE_INPUTS = (

@@ -48,6 +48,7 @@ from training.embedded_common import (
     dropout_kwargs,
     finish_report,
     lr_at,
+    rebuild_section,
     paragraphs,
     seed_everything,
     write_outputs,
@@ -209,6 +210,9 @@ def model_card(report: dict) -> str:
         for label in LABELS
     )
     samples = "\n".join(f"| {s['text']} | {s['label']} ({s['score']:.2f}) |" for s in report["samples"])
+    how = (
+        f"Needs `{c['base']}` (`python -m training.train_stdlib_bert`) first. Seeded everywhere (seed {c['seed']})."
+    )
     return f"""# stdlib-topic-classifier
 
 A small ModernBERT encoder ({report['params'] / 1e6:.1f} M parameters) that reads a paragraph of Python documentation and
@@ -251,15 +255,7 @@ so treat its figure as slightly optimistic; per-group figures rest on few module
 |---|---|
 {samples}
 
-## Rebuild
-
-```
-{report['command']}
-```
-
-Needs `{c['base']}` (`python -m training.train_stdlib_bert`) first. Seeded everywhere (seed {c['seed']}).
-See `training.json` for the full configuration and `training/train_stdlib_classifier.py` for the code.
-"""
+{rebuild_section(report, 'train_stdlib_classifier.py', how)}"""
 
 
 # ---------------------------------------------------------------------------

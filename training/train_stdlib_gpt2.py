@@ -40,6 +40,7 @@ from pathlib import Path
 import torch
 
 from training import corpus
+from training.embedded_common import rebuild_section
 
 EOS = "<|endoftext|>"
 
@@ -236,6 +237,11 @@ def random_batch(ids: torch.Tensor, cfg: TrainConfig, gen: torch.Generator) -> t
 def model_card(report: dict) -> str:
     """A short README.md for the output folder, filled with this run's numbers."""
     c = report["config"]
+    how = (
+        f"Seeded everywhere (seed {c['seed']}), deterministic algorithms on: the same seed, steps,\n"
+        f"thread count, kind of CPU and Python version ({report['python'].split()[0]}, whose docs are\n"
+        f"the corpus) give the same model. The wall-clock time depends on the machine and its load."
+    )
     return f"""# stdlib-gpt2
 
 A {report['params'] / 1e6:.1f} M-parameter GPT-2 ({c['n_layer']} layers, {c['n_head']} heads,
@@ -275,17 +281,7 @@ look like it ("    Return the", "class Queue") work better than bare ones.
 
 The held-out modules were used neither for the tokenizer nor for the model.
 
-## Rebuild
-
-```
-{report['command']}
-```
-
-Seeded everywhere (seed {c['seed']}), deterministic algorithms on: the same seed, steps,
-thread count, kind of CPU and Python version ({report['python'].split()[0]}, whose docs are
-the corpus) give the same model. The wall-clock time depends on the machine and its load.
-See `training.json` for the full configuration and `training/train_stdlib_gpt2.py` for the code.
-"""
+{rebuild_section(report, 'train_stdlib_gpt2.py', how)}"""
 
 
 # ---------------------------------------------------------------------------

@@ -55,6 +55,7 @@ from training.embedded_common import (
     dropout_kwargs,
     finish_report,
     lr_at,
+    rebuild_section,
     seed_everything,
     sentences,
     write_outputs,
@@ -309,6 +310,9 @@ def model_card(report: dict) -> str:
     samples = "\n".join(
         f"| {s['text']} | {'; '.join(f'{e[0]} ({e[1]})' for e in s['entities']) or '-'} |" for s in report["samples"]
     )
+    how = (
+        f"Needs `{c['base']}` (`python -m training.train_stdlib_bert`) first. Seeded everywhere (seed {c['seed']})."
+    )
     return f"""# stdlib-ner
 
 A small ModernBERT encoder ({report['params'] / 1e6:.1f} M parameters) that tags names in Python documentation:
@@ -351,15 +355,7 @@ would score 1.0 by construction; the model is scored against the same rules.
 |---|---|
 {samples}
 
-## Rebuild
-
-```
-{report['command']}
-```
-
-Needs `{c['base']}` (`python -m training.train_stdlib_bert`) first. Seeded everywhere (seed {c['seed']}).
-See `training.json` for the full configuration and `training/train_stdlib_ner.py` for the code.
-"""
+{rebuild_section(report, 'train_stdlib_ner.py', how)}"""
 
 
 def train(cfg: NERConfig, command: str) -> dict:

@@ -61,7 +61,15 @@ from pathlib import Path
 import torch
 
 from training import corpus
-from training.embedded_common import build_optimizer, command_line, finish_report, lr_at, seed_everything, write_outputs
+from training.embedded_common import (
+    build_optimizer,
+    command_line,
+    finish_report,
+    lr_at,
+    rebuild_section,
+    seed_everything,
+    write_outputs,
+)
 
 BART_SPECIALS = ("<s>", "<pad>", "</s>", "<unk>", "<mask>")  # ids 0..4 as in facebook/bart-*
 
@@ -402,6 +410,10 @@ def model_card(report: dict) -> str:
         f"| {s['source'][:160]}{'...' if len(s['source']) > 160 else ''} | {s['reference']} | {s['model']} |"
         for s in report["samples"]
     )
+    how = (
+        f"Seeded everywhere (seed {c['seed']}); the same seed, steps, thread count and Python version\n"
+        f"({report['python'].split()[0]}, whose docstrings are the data) give the same model."
+    )
     return f"""# stdlib-bart-summarizer
 
 A {report['params'] / 1e6:.1f} M-parameter BART-architecture encoder-decoder ({c['encoder_layers']} + {c['decoder_layers']} layers, {'pre-LN as in mBART, ' if c['pre_layer_norm'] else ''}
@@ -446,16 +458,7 @@ subsequence (ROUGE-L), averaged over pairs; no stemming.
 |---|---|---|
 {samples}
 
-## Rebuild
-
-```
-{report['command']}
-```
-
-Seeded everywhere (seed {c['seed']}); the same seed, steps, thread count and Python version
-({report['python'].split()[0]}, whose docstrings are the data) give the same model.
-See `training.json` for the full configuration and `training/train_stdlib_summarizer.py` for the code.
-"""
+{rebuild_section(report, 'train_stdlib_summarizer.py', how)}"""
 
 
 # ---------------------------------------------------------------------------

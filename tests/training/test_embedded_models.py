@@ -185,3 +185,22 @@ def test_every_embedded_model_in_models_yaml_is_tested_here():
 
     shipped = {spec.path.name for spec in load_specs(REPO / "models.yaml") if spec.path is not None and MODELS in spec.path.parents}
     assert shipped - {"stdlib-gpt2"} == set(FOLDERS), shipped
+
+
+@pytest.mark.parametrize(
+    "folder, script",
+    [
+        ("stdlib-gpt2", "train_stdlib_gpt2"),
+        ("stdlib-bert-mlm", "train_stdlib_bert"),
+        ("stdlib-topic-classifier", "train_stdlib_classifier"),
+        ("stdlib-ner", "train_stdlib_ner"),
+    ],
+)
+def test_model_card_is_what_its_script_writes_from_training_json(folder: str, script: str) -> None:
+    """The committed README.md of a trained model is the card its script renders from the
+    committed training.json: the card code and the committed figures agree."""
+    import importlib
+
+    module = importlib.import_module(f"training.{script}")
+    report = json.loads((MODELS / folder / "training.json").read_text(encoding="utf-8"))
+    assert module.model_card(report) == (MODELS / folder / "README.md").read_text(encoding="utf-8")
