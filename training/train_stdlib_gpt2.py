@@ -31,7 +31,6 @@ import argparse
 import json
 import math
 import os
-import random
 import sys
 import time
 from dataclasses import asdict, dataclass
@@ -40,7 +39,7 @@ from pathlib import Path
 import torch
 
 from training import corpus
-from training.embedded_common import rebuild_section
+from training.embedded_common import rebuild_section, seed_everything
 
 EOS = "<|endoftext|>"
 
@@ -78,20 +77,6 @@ class TrainConfig:
 # ---------------------------------------------------------------------------
 # Reproducibility
 # ---------------------------------------------------------------------------
-
-
-def seed_everything(seed: int, threads: int) -> None:
-    """Seed every RNG we touch and pin the thread count."""
-    random.seed(seed)
-    try:
-        import numpy as np
-
-        np.random.seed(seed)
-    except ImportError:  # numpy is optional here
-        pass
-    torch.manual_seed(seed)
-    torch.set_num_threads(threads)
-    torch.use_deterministic_algorithms(True)
 
 
 # ---------------------------------------------------------------------------
