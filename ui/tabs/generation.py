@@ -27,7 +27,8 @@ from ui.render import metrics_markdown, probability_figure, progress_markdown, t
 #: chart costs milliseconds of the CPU that generation needs, so refreshes go by time, not by
 #: token. While streaming the chart leaves out the alternatives; the final update has them.
 REFRESH_SECONDS = 0.4
-#: The chart, the costlier part to rebuild, send and diff, is refreshed at most this often.
+#: The chart, the costlier part to rebuild, send and diff, is refreshed at most this often, and
+#: not in the first update: that one carries the first token and nothing that could delay it.
 CHART_REFRESH_SECONDS = 1.0
 
 @dataclass(frozen=True)
@@ -122,7 +123,7 @@ def build_generation_tab(playground: Playground, controls: RunControls, spec: Ge
                         now = time.perf_counter()
                         if now - last_refresh >= REFRESH_SECONDS:
                             last_refresh = now
-                            chart_due = now - last_chart >= CHART_REFRESH_SECONDS
+                            chart_due = len(steps) > 1 and now - last_chart >= CHART_REFRESH_SECONDS
                             last_chart = now if chart_due else last_chart
                             yield (
                                 tokens_html(prompt, steps, "generating…"),
