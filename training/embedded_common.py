@@ -14,6 +14,8 @@ Used by ``train_stdlib_bert``, ``train_stdlib_summarizer``, ``train_stdlib_class
 
 from __future__ import annotations
 
+import argparse
+import dataclasses
 import json
 import math
 import random
@@ -153,6 +155,22 @@ def write_outputs(out: Path, report: dict, card: str) -> None:
     (out / "training.json").write_text(json.dumps(report, indent=2) + "\n")
     (out / "README.md").write_text(card)
     print(json.dumps({k: v for k, v in report.items() if k != "config"}, indent=2), flush=True)
+
+
+def training_parser(doc: str, defaults: object) -> argparse.ArgumentParser:
+    """The options every training script has (--out, --steps, --minutes, --seed), defaulting to
+    `defaults` (the script's config); a script adds its own, named like its config's fields."""
+    parser = argparse.ArgumentParser(description=doc.split("\n")[0])
+    parser.add_argument("--out", default=defaults.out, help="output folder")
+    parser.add_argument("--steps", type=int, default=defaults.steps, help="optimizer steps")
+    parser.add_argument("--minutes", type=float, default=defaults.minutes, help="wall-clock safety cap (0 = none)")
+    parser.add_argument("--seed", type=int, default=defaults.seed)
+    return parser
+
+
+def parse_config(parser: argparse.ArgumentParser, defaults, argv: list[str] | None):
+    """`defaults` with the options of the command line put in (each option names a field)."""
+    return dataclasses.replace(defaults, **vars(parser.parse_args(argv)))
 
 
 def command_line(module: str, argv: list[str] | None) -> str:

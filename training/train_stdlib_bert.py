@@ -38,7 +38,6 @@ reproduce within noise, not bit for bit. ``--minutes`` is only a safety cap (rec
 
 from __future__ import annotations
 
-import argparse
 import os
 import time
 from collections import Counter
@@ -53,9 +52,11 @@ from training.embedded_common import (
     command_line,
     finish_report,
     lr_at,
+    parse_config,
     rebuild_section,
     seed_everything,
     train_wordpiece,
+    training_parser,
     write_outputs,
 )
 
@@ -418,20 +419,13 @@ def train(cfg: MLMConfig, command: str) -> dict:
 
 def main(argv: list[str] | None = None) -> None:
     defaults = MLMConfig()
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--out", default=defaults.out, help="output folder")
-    parser.add_argument("--steps", type=int, default=defaults.steps, help="optimizer steps")
-    parser.add_argument("--minutes", type=float, default=defaults.minutes, help="wall-clock safety cap (0 = none)")
-    parser.add_argument("--seed", type=int, default=defaults.seed)
+    parser = training_parser(__doc__, defaults)
     parser.add_argument("--lr", type=float, default=defaults.lr, help="peak learning rate")
     parser.add_argument("--batch-size", type=int, default=defaults.batch_size, help="windows per step")
     parser.add_argument("--warmup-steps", type=int, default=defaults.warmup_steps)
     parser.add_argument("--mask-prob", type=float, default=defaults.mask_prob)
     parser.add_argument("--threads", type=int, default=defaults.threads, help="torch threads")
-    args = parser.parse_args(argv)
-    cfg = MLMConfig(out=args.out, steps=args.steps, minutes=args.minutes, seed=args.seed, lr=args.lr,
-                    batch_size=args.batch_size, warmup_steps=args.warmup_steps, mask_prob=args.mask_prob,
-                    threads=args.threads)
+    cfg = parse_config(parser, defaults, argv)
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     train(cfg, command_line("train_stdlib_bert", argv))
 

@@ -30,7 +30,6 @@ Same seed + same steps + same thread count + same Python + same base model gives
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import random
@@ -48,9 +47,11 @@ from training.embedded_common import (
     dropout_kwargs,
     finish_report,
     lr_at,
-    rebuild_section,
     paragraphs,
+    parse_config,
+    rebuild_section,
     seed_everything,
+    training_parser,
     write_outputs,
 )
 
@@ -385,17 +386,11 @@ def train(cfg: ClassifierConfig, command: str) -> dict:
 
 def main(argv: list[str] | None = None) -> None:
     defaults = ClassifierConfig()
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser = training_parser(__doc__, defaults)
     parser.add_argument("--base", default=defaults.base, help="the masked LM folder to start from")
-    parser.add_argument("--out", default=defaults.out, help="output folder")
-    parser.add_argument("--steps", type=int, default=defaults.steps, help="optimizer steps")
-    parser.add_argument("--minutes", type=float, default=defaults.minutes, help="wall-clock safety cap (0 = none)")
-    parser.add_argument("--seed", type=int, default=defaults.seed)
     parser.add_argument("--lr", type=float, default=defaults.lr, help="peak learning rate")
     parser.add_argument("--pooling", default=defaults.pooling, choices=["mean", "cls"])
-    args = parser.parse_args(argv)
-    cfg = ClassifierConfig(base=args.base, out=args.out, steps=args.steps, minutes=args.minutes, seed=args.seed,
-                           lr=args.lr, pooling=args.pooling)
+    cfg = parse_config(parser, defaults, argv)
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     train(cfg, command_line("train_stdlib_classifier", argv))
 

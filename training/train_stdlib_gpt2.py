@@ -27,11 +27,8 @@ cap: if it stops training early the run is marked ``stopped_early`` in
 
 from __future__ import annotations
 
-import argparse
-import json
 import math
 import os
-import sys
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -39,7 +36,15 @@ from pathlib import Path
 import torch
 
 from training import corpus
-from training.embedded_common import rebuild_section, seed_everything
+from training.embedded_common import (
+    command_line,
+    finish_report,
+    parse_config,
+    rebuild_section,
+    seed_everything,
+    training_parser,
+    write_outputs,
+)
 
 EOS = "<|endoftext|>"
 
@@ -343,9 +348,6 @@ def train(cfg: TrainConfig, command: str) -> dict:
     )
     model.save_pretrained(out)
     tokenizer.save_pretrained(out)
-    assert (out / "model.safetensors").exists() and not (out / "pytorch_model.bin").exists()
-
-    import transformers
 
     report = {
         "steps": step,
@@ -362,33 +364,19 @@ def train(cfg: TrainConfig, command: str) -> dict:
         "train_tokens": len(train_ids),
         "train_modules": len(train_docs),
         "heldout_modules": corpus.heldout_names(),
-        "model_bytes": (out / "model.safetensors").stat().st_size,
-        "command": command,
-        "python": sys.version,
-        "torch": torch.__version__,
-        "transformers": transformers.__version__,
-        "config": asdict(cfg),
     }
-    (out / "training.json").write_text(json.dumps(report, indent=2) + "\n")
-    (out / "README.md").write_text(model_card(report))
-    print(json.dumps({k: v for k, v in report.items() if k != "config"}, indent=2), flush=True)
+    finish_report(report, out, command, asdict(cfg))
+    write_outputs(out, report, model_card(report))
     return report
 
 
 def main(argv: list[str] | None = None) -> None:
     """Parse the command line and train."""
     defaults = TrainConfig()
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--out", default=defaults.out, help="output folder")
-    parser.add_argument("--steps", type=int, default=defaults.steps, help="optimizer steps")
-    parser.add_argument("--minutes", type=float, default=defaults.minutes, help="wall-clock safety cap (0 = none)")
-    parser.add_argument("--seed", type=int, default=defaults.seed)
-    args = parser.parse_args(argv)
-    cfg = TrainConfig(out=args.out, steps=args.steps, minutes=args.minutes, seed=args.seed)
-    argv_used = sys.argv[1:] if argv is None else argv
-    command = " ".join(["python -m training.train_stdlib_gpt2", *argv_used])
+    parser = training_parser(__doc__, defaults)
+    cfg = parse_config(parser, defaults, argv)
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    train(cfg, command)
+    train(cfg, command_line("train_stdlib_gpt2", argv))
 
 
 if __name__ == "__main__":

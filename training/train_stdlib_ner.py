@@ -35,7 +35,6 @@ What it does, step by step:
 
 from __future__ import annotations
 
-import argparse
 import builtins
 import os
 import random
@@ -55,9 +54,11 @@ from training.embedded_common import (
     dropout_kwargs,
     finish_report,
     lr_at,
+    parse_config,
     rebuild_section,
     seed_everything,
     sentences,
+    training_parser,
     write_outputs,
 )
 
@@ -468,14 +469,9 @@ def train(cfg: NERConfig, command: str) -> dict:
 
 def main(argv: list[str] | None = None) -> None:
     defaults = NERConfig()
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser = training_parser(__doc__, defaults)
     parser.add_argument("--base", default=defaults.base, help="the masked LM folder to start from")
-    parser.add_argument("--out", default=defaults.out, help="output folder")
-    parser.add_argument("--steps", type=int, default=defaults.steps, help="optimizer steps")
-    parser.add_argument("--minutes", type=float, default=defaults.minutes, help="wall-clock safety cap (0 = none)")
-    parser.add_argument("--seed", type=int, default=defaults.seed)
-    args = parser.parse_args(argv)
-    cfg = NERConfig(base=args.base, out=args.out, steps=args.steps, minutes=args.minutes, seed=args.seed)
+    cfg = parse_config(parser, defaults, argv)
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     train(cfg, command_line("train_stdlib_ner", argv))
 

@@ -48,7 +48,6 @@ transformers 5 has no summarization pipeline: use ``AutoModelForSeq2SeqLM.genera
 
 from __future__ import annotations
 
-import argparse
 import os
 import pkgutil
 import re
@@ -66,8 +65,10 @@ from training.embedded_common import (
     command_line,
     finish_report,
     lr_at,
+    parse_config,
     rebuild_section,
     seed_everything,
+    training_parser,
     write_outputs,
 )
 
@@ -581,16 +582,10 @@ def train(cfg: SummarizerConfig, command: str) -> dict:
 
 def main(argv: list[str] | None = None) -> None:
     defaults = SummarizerConfig()
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--out", default=defaults.out, help="output folder")
-    parser.add_argument("--steps", type=int, default=defaults.steps, help="optimizer steps")
-    parser.add_argument("--minutes", type=float, default=defaults.minutes, help="wall-clock safety cap (0 = none)")
-    parser.add_argument("--seed", type=int, default=defaults.seed)
+    parser = training_parser(__doc__, defaults)
     parser.add_argument("--lr", type=float, default=defaults.lr, help="peak learning rate")
     parser.add_argument("--denoise-steps", type=int, default=defaults.denoise_steps)
-    args = parser.parse_args(argv)
-    cfg = SummarizerConfig(out=args.out, steps=args.steps, minutes=args.minutes, seed=args.seed, lr=args.lr,
-                           denoise_steps=args.denoise_steps)
+    cfg = parse_config(parser, defaults, argv)
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     train(cfg, command_line("train_stdlib_summarizer", argv))
 
