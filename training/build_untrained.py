@@ -126,6 +126,19 @@ def bert_config(tokenizer, cfg: UntrainedConfig, **extra):
     )
 
 
+def _seq2seq_sizes(cfg: UntrainedConfig) -> dict:
+    """The encoder-decoder sizes the untrained BART and Marian share."""
+    return {
+        "d_model": cfg.marian_d_model,
+        "encoder_layers": cfg.marian_layers,
+        "decoder_layers": cfg.marian_layers,
+        "encoder_attention_heads": cfg.marian_heads,
+        "decoder_attention_heads": cfg.marian_heads,
+        "encoder_ffn_dim": cfg.marian_ffn,
+        "decoder_ffn_dim": cfg.marian_ffn,
+    }
+
+
 def marian_tokenizer(cfg: UntrainedConfig):
     """A SentencePiece-style BPE (Metaspace) as a plain fast tokenizer: "$A </s>", pad 2."""
     from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
@@ -221,13 +234,7 @@ def build(cfg: UntrainedConfig, command: str) -> dict:
     torch.manual_seed(cfg.seed)
     bart = BartForConditionalGeneration(BartConfig(
         vocab_size=len(bart_tok),
-        d_model=cfg.marian_d_model,
-        encoder_layers=cfg.marian_layers,
-        decoder_layers=cfg.marian_layers,
-        encoder_attention_heads=cfg.marian_heads,
-        decoder_attention_heads=cfg.marian_heads,
-        encoder_ffn_dim=cfg.marian_ffn,
-        decoder_ffn_dim=cfg.marian_ffn,
+        **_seq2seq_sizes(cfg),
         max_position_embeddings=cfg.bert_positions,
         pad_token_id=pad,
         bos_token_id=bos,
@@ -260,13 +267,7 @@ def build(cfg: UntrainedConfig, command: str) -> dict:
     torch.manual_seed(cfg.seed)
     marian = MarianMTModel(MarianConfig(
         vocab_size=len(marian_tok),
-        d_model=cfg.marian_d_model,
-        encoder_layers=cfg.marian_layers,
-        decoder_layers=cfg.marian_layers,
-        encoder_attention_heads=cfg.marian_heads,
-        decoder_attention_heads=cfg.marian_heads,
-        encoder_ffn_dim=cfg.marian_ffn,
-        decoder_ffn_dim=cfg.marian_ffn,
+        **_seq2seq_sizes(cfg),
         max_position_embeddings=cfg.marian_positions,
         pad_token_id=pad,
         eos_token_id=eos,
