@@ -20,7 +20,8 @@ import queue
 import secrets
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -31,7 +32,7 @@ from backend.capture import END_OF_STREAM, FinalTap, PendingStep, RawStep, RawTa
 from backend.errors import InputError
 from backend.metrics import MemoryMeter, RunMetrics
 from backend.params import DecodingParams
-from backend.processors import DecodingChain, build_chain, neutral_generate_kwargs
+from backend.processors import DecodingChain, ModelRules, build_chain, neutral_generate_kwargs
 from backend.registry import Family, LoadedModel
 
 
@@ -59,6 +60,7 @@ class GenerationResult:
     params: DecodingParams  # as applied (seed filled in, max_new_tokens fitted to the context)
     chain: DecodingChain
     notes: tuple[str, ...]  # what was adjusted, in words
+    input_token_ids: tuple[int, ...] = ()  # what the model read (the encoder's input for a seq2seq model)
 
     @property
     def text(self) -> str:
@@ -106,6 +108,10 @@ class _Prepared:
     notes: tuple[str, ...]
     eos_ids: tuple[int, ...]
 
+    @property
+    def input_token_ids(self) -> tuple[int, ...]:
+        return tuple(self.inputs["input_ids"][0].tolist())
+
 
 class GenerationEngine:
     """Runs one generation at a time per process: torch's random generator is global, so a
@@ -130,7 +136,7 @@ class GenerationEngine:
         prepared = _prepare(loaded, prompt, params, truncate_input)
         seed = params.seed if params.seed is not None else secrets.randbelow(2**31)
         applied = replace(prepared.params, seed=seed)
-        chain = build_chain(applied, prompt_length=prepared.start_length, eos_token_ids=prepared.eos_ids)
+        chain = decoding_chain(loaded, applied, prepared.start_length)
         with self._lock:
             if applied.streams:
                 yield from _stream_one(loaded, prepared, applied, chain, cancel)
@@ -138,10 +144,35 @@ class GenerationEngine:
                 yield from _generate_many(loaded, prepared, applied, chain, cancel)
 
 
+    @contextmanager
+    def exclusive(self) -> Iterator[None]:
+        """Hold the engine: no generation runs meanwhile (the token inspector switches the
+        model's attention implementation while it reads attention weights)."""
+        with self._lock:
+            yield
+
+
+def decoding_chain(loaded: LoadedModel, params: DecodingParams, start_length: int) -> DecodingChain:
+    """The chain a run with these parameters (as applied) goes through on this model: the
+    engine's and the token inspector's, so that both apply the very same stages."""
+    return build_chain(
+        params,
+        prompt_length=start_length,
+        eos_token_ids=eos_ids(loaded),
+        rules=ModelRules.from_generation_config(loaded.model.generation_config),
+    )
+
+
+def start_length(loaded: LoadedModel, prompt_tokens: int) -> int:
+    """Length of the sequence generate() extends before the first new token: the prompt for a
+    decoder, the decoder start token for an encoder-decoder."""
+    return 1 if loaded.spec.family is Family.ENCODER_DECODER else prompt_tokens
+
+
 # -- preparation ------------------------------------------------------------------------------
 
 
-def _eos_ids(loaded: LoadedModel) -> tuple[int, ...]:
+def eos_ids(loaded: LoadedModel) -> tuple[int, ...]:
     eos = loaded.model.generation_config.eos_token_id
     if eos is None:
         eos = loaded.tokenizer.eos_token_id
@@ -167,7 +198,6 @@ def _prepare(loaded: LoadedModel, prompt: str, params: DecodingParams, truncate_
             encoded = loaded.tokenizer(prompt, return_tensors="pt", truncation=True, max_length=limit)
             notes.append(f"input cut from {n} to {limit} tokens (the model's max context)")
             n = limit
-        start_length = 1  # the decoder starts from its decoder_start_token
         # The decoder has its own position table (BART, Marian; T5's relative positions have
         # none): the last new token is never fed back, so at most `positions` new tokens fit.
         positions = getattr(loaded.model.config, "max_position_embeddings", None)
@@ -191,9 +221,17 @@ def _prepare(loaded: LoadedModel, prompt: str, params: DecodingParams, truncate_
                 f"and the context holds {limit}"
             )
             params = replace(params, max_new_tokens=room, min_new_tokens=min(params.min_new_tokens, room))
-        start_length = n
     inputs = {k: v.to(loaded.device) for k, v in encoded.items() if k in ("input_ids", "attention_mask")}
-    return _Prepared(inputs, n, start_length, params, tuple(notes), _eos_ids(loaded))
+    ignored = ModelRules.from_generation_config(loaded.model.generation_config).ignored
+    notes.extend(f"the checkpoint's generation_config sets {name}, which this playground does not apply" for name in ignored)
+    return _Prepared(inputs, n, start_length(loaded, n), params, tuple(notes), eos_ids(loaded))
+
+
+def input_token_ids(loaded: LoadedModel, text: str) -> tuple[int, ...]:
+    """The tokens a run on `text` (as the person typed it) made the model read: the model's prefix
+    first, and an encoder-decoder's input cut to its context as the generative tabs cut it."""
+    truncate = loaded.spec.family is Family.ENCODER_DECODER
+    return _prepare(loaded, loaded.spec.prefix + text, DecodingParams(max_new_tokens=1), truncate).input_token_ids
 
 
 def _generate_kwargs(
@@ -239,7 +277,7 @@ def _stream_one(
     # words...) before the ones we pass, and such a tap would report a forced token as certain.
     kwargs["logits_processor"] = chain.processors(last=final_tap)
     kwargs["streamer"] = streamer
-    decode = _token_decoder(loaded.tokenizer)
+    decode = token_decoder(loaded.tokenizer)
 
     def work() -> None:
         hook = loaded.model.register_forward_hook(raw_tap.record)
@@ -281,7 +319,7 @@ def _stream_one(
         peak_memory_bytes=meter.finish(),
         memory_kind=meter.kind,
     )
-    yield GenerationDone(GenerationResult((sequence,), metrics, params.seed, params, chain, prepared.notes))
+    yield GenerationDone(GenerationResult((sequence,), metrics, params.seed, params, chain, prepared.notes, prepared.input_token_ids))
 
 
 #: The consumer hands out the first token at once, then sleeps through windows of this length
@@ -333,7 +371,7 @@ def _generate_many(
     if "error" in errors:
         raise errors["error"]
     out = holder["output"]
-    decode = _token_decoder(loaded.tokenizer)
+    decode = token_decoder(loaded.tokenizer)
     new = out.sequences[:, prepared.start_length :].tolist()
     beam_indices = out.beam_indices.tolist() if getattr(out, "beam_indices", None) is not None else None
     beam_scores = out.sequences_scores.tolist() if getattr(out, "sequences_scores", None) is not None else None
@@ -358,7 +396,7 @@ def _generate_many(
         peak_memory_bytes=meter.finish(),
         memory_kind=meter.kind,
     )
-    yield GenerationDone(GenerationResult(tuple(sequences), metrics, params.seed, params, chain, prepared.notes))
+    yield GenerationDone(GenerationResult(tuple(sequences), metrics, params.seed, params, chain, prepared.notes, prepared.input_token_ids))
 
 
 def _strip_after_eos(ids: list[int], eos_ids: Sequence[int], steps: int) -> list[int]:
@@ -373,7 +411,8 @@ def _strip_after_eos(ids: list[int], eos_ids: Sequence[int], steps: int) -> list
 # -- shared -----------------------------------------------------------------------------------
 
 
-def _token_decoder(tokenizer: Any) -> Any:
+def token_decoder(tokenizer: Any) -> Callable[[int], str]:
+    """token id -> its text (each id decoded once)."""
     cache: dict[int, str] = {}
 
     def decode(token_id: int) -> str:

@@ -1,11 +1,14 @@
 """The decoding chain: every stage that turns the model's logits into the distribution that a
 token is chosen from, in one explicit, ordered list.
 
-Order (the one the seed documents teach): the model's raw logits -> penalties (repetition,
+Order (the one the seed documents teach): the model's raw logits -> the checkpoint's own rules
+(forbidden tokens, forced first and last tokens, minimum length) -> penalties (repetition,
 presence/frequency, no-repeat n-gram) -> length rule (min_new_tokens) -> temperature ->
-truncations (top-k, top-p, min-p, typical). transformers' generate() would add temperature and
-the truncations itself, after any processor we pass; we pass them all ourselves and give
-generate() neutral values, so this module is the only place that decides the order.
+truncations (top-k, top-p, min-p, typical). transformers' generate() would add the checkpoint's
+rules, temperature and the truncations itself, around any processor we pass; we pass them all
+ourselves and give generate() neutral values, so this module is the only place that decides the
+order, and every stage a token went through is named in the run's chain (the token inspector
+replays it stage by stage).
 """
 
 from __future__ import annotations
@@ -15,12 +18,18 @@ from dataclasses import dataclass
 
 import torch
 from transformers import (
+    ForcedBOSTokenLogitsProcessor,
+    ForcedEOSTokenLogitsProcessor,
     LogitsProcessor,
     LogitsProcessorList,
+    MinLengthLogitsProcessor,
     MinNewTokensLengthLogitsProcessor,
     MinPLogitsWarper,
     NoRepeatNGramLogitsProcessor,
+    NoBadWordsLogitsProcessor,
     RepetitionPenaltyLogitsProcessor,
+    SuppressTokensAtBeginLogitsProcessor,
+    SuppressTokensLogitsProcessor,
     TemperatureLogitsWarper,
     TopKLogitsWarper,
     TopPLogitsWarper,
@@ -68,12 +77,76 @@ class SequentialProcessor(LogitsProcessor):
 
 
 @dataclass(frozen=True)
+class ModelRules:
+    """What a checkpoint's generation_config makes generate() do to the logits on its own, read
+    once per run and applied by the chain as named stages (generate() gets neutral values).
+    Marian never emits its padding token (bad_words_ids) and ends at the last position
+    (forced_eos_token_id); BART starts with <s> (forced_bos_token_id); a Hub summarizer may
+    carry min_length 56. Defaults: no rules (what a decoder checkpoint usually has)."""
+
+    # Token sequences the checkpoint never emits (generation_config.bad_words_ids).
+    bad_words_ids: tuple[tuple[int, ...], ...] = ()
+    # No end of sequence while the whole sequence (prompt included) is shorter than this. 0 = off.
+    min_length: int = 0
+    # The first new token is forced to this one. None = off.
+    forced_bos_token_id: int | None = None
+    # At the last position max_new_tokens allows, one of these is forced. () = off.
+    forced_eos_token_ids: tuple[int, ...] = ()
+    # Tokens never emitted (generation_config.suppress_tokens).
+    suppress_tokens: tuple[int, ...] = ()
+    # Tokens not emitted as the first new token (generation_config.begin_suppress_tokens).
+    begin_suppress_tokens: tuple[int, ...] = ()
+    # generation_config fields that would change the logits and that the chain does not apply.
+    ignored: tuple[str, ...] = ()
+
+    @classmethod
+    def from_generation_config(cls, config: object) -> ModelRules:
+        def ids(value: object) -> tuple[int, ...]:
+            if value is None:
+                return ()
+            return tuple(int(v) for v in value) if isinstance(value, (list, tuple)) else (int(value),)  # type: ignore[arg-type]
+
+        ignored = tuple(
+            name for name, off in _UNSUPPORTED_RULES.items() if getattr(config, name, None) not in (None, off)
+        )
+        bos = getattr(config, "forced_bos_token_id", None)
+        return cls(
+            bad_words_ids=tuple(tuple(int(t) for t in words) for words in (getattr(config, "bad_words_ids", None) or ())),
+            min_length=int(getattr(config, "min_length", None) or 0),
+            forced_bos_token_id=None if bos is None else int(bos),
+            forced_eos_token_ids=ids(getattr(config, "forced_eos_token_id", None)),
+            suppress_tokens=ids(getattr(config, "suppress_tokens", None)),
+            begin_suppress_tokens=ids(getattr(config, "begin_suppress_tokens", None)),
+            ignored=ignored,
+        )
+
+
+#: generation_config fields that add a logits processor the chain does not reproduce, with their
+#: "off" value: generate() gets the off value, and the run's notes say the checkpoint's is ignored.
+_UNSUPPORTED_RULES = {
+    "sequence_bias": None,
+    "encoder_repetition_penalty": 1.0,
+    "encoder_no_repeat_ngram_size": 0,
+    "exponential_decay_length_penalty": None,
+    "guidance_scale": None,
+    "remove_invalid_values": False,
+}
+NO_RULES = ModelRules()
+
+
+@dataclass(frozen=True)
 class Stage:
     """One step of the chain: a short name (shown in the UI), what it does, the processor."""
 
     name: str
     description: str
     processor: LogitsProcessor
+    setting: str = ""  # the stage's value as a person set it ("0.9" for top-p 0.9), if any
+
+    @property
+    def label(self) -> str:
+        """The name with its setting: "top-p 0.9"."""
+        return f"{self.name} {self.setting}".strip()
 
 
 @dataclass(frozen=True)
@@ -105,17 +178,76 @@ class DecodingChain:
         return "raw logits → " + " → ".join(self.names) + " → softmax"
 
 
+def _rule_stages(rules: ModelRules, params: DecodingParams, prompt_length: int, eos_token_ids: Sequence[int]) -> list[Stage]:
+    """The checkpoint's own rules, in the order generate() would apply them."""
+    stages: list[Stage] = []
+    eos = list(eos_token_ids)
+    if rules.bad_words_ids:
+        stages.append(
+            Stage(
+                "forbidden tokens",
+                f"token sequences the checkpoint never emits (bad_words_ids {[list(w) for w in rules.bad_words_ids]})",
+                NoBadWordsLogitsProcessor([list(w) for w in rules.bad_words_ids], eos or None),
+            )
+        )
+    if rules.min_length > 0 and eos:
+        stages.append(
+            Stage(
+                "min length",
+                f"end of sequence forbidden while the sequence is shorter than {rules.min_length} tokens "
+                f"(the checkpoint's min_length)",
+                MinLengthLogitsProcessor(rules.min_length, eos),
+            )
+        )
+    if rules.forced_bos_token_id is not None:
+        stages.append(
+            Stage(
+                "forced first token",
+                f"the first new token is forced to token {rules.forced_bos_token_id} (forced_bos_token_id)",
+                ForcedBOSTokenLogitsProcessor(rules.forced_bos_token_id),
+            )
+        )
+    if rules.forced_eos_token_ids:
+        stages.append(
+            Stage(
+                "forced end",
+                "at the last position max_new_tokens allows, the end of sequence is forced (forced_eos_token_id)",
+                ForcedEOSTokenLogitsProcessor(prompt_length + params.max_new_tokens, list(rules.forced_eos_token_ids)),
+            )
+        )
+    if rules.suppress_tokens:
+        stages.append(
+            Stage(
+                "suppressed tokens",
+                f"tokens {list(rules.suppress_tokens)} are never emitted (suppress_tokens)",
+                SuppressTokensLogitsProcessor(list(rules.suppress_tokens)),
+            )
+        )
+    if rules.begin_suppress_tokens:
+        begin = prompt_length + (1 if prompt_length == 1 and rules.forced_bos_token_id is not None else 0)
+        stages.append(
+            Stage(
+                "suppressed at start",
+                f"tokens {list(rules.begin_suppress_tokens)} are not emitted first (begin_suppress_tokens)",
+                SuppressTokensAtBeginLogitsProcessor(list(rules.begin_suppress_tokens), begin),
+            )
+        )
+    return stages
+
+
 def build_chain(
     params: DecodingParams,
     *,
     prompt_length: int,
     eos_token_ids: Sequence[int],
+    rules: ModelRules = NO_RULES,
 ) -> DecodingChain:
     """The chain for these parameters. `prompt_length` is the number of tokens in the sequence
     that generate() extends before the first new token (the prompt for a decoder, the decoder
     start token for an encoder-decoder); `eos_token_ids` are the ends of sequence that
-    min_new_tokens holds back."""
-    stages: list[Stage] = []
+    min_new_tokens holds back; `rules` are the checkpoint's own (they come first, as in
+    generate())."""
+    stages: list[Stage] = _rule_stages(rules, params, prompt_length, eos_token_ids)
     add = stages.append
     # 1. penalties: change the logits of tokens that already occurred
     if params.repetition_penalty != 1.0:
@@ -125,6 +257,7 @@ def build_chain(
                 f"logits of tokens already present (prompt or output) divided by "
                 f"{params.repetition_penalty:g} (multiplied when negative)",
                 RepetitionPenaltyLogitsProcessor(params.repetition_penalty),
+                f"{params.repetition_penalty:g}",
             )
         )
     if params.presence_penalty != 0.0 or params.frequency_penalty != 0.0:
@@ -136,6 +269,7 @@ def build_chain(
                 PresenceFrequencyPenaltyLogitsProcessor(
                     params.presence_penalty, params.frequency_penalty, prompt_length
                 ),
+                f"{params.presence_penalty:g}/{params.frequency_penalty:g}",
             )
         )
     if params.no_repeat_ngram_size > 0:
@@ -144,6 +278,7 @@ def build_chain(
                 "no-repeat n-gram",
                 f"tokens that would repeat a {params.no_repeat_ngram_size}-gram are forbidden",
                 NoRepeatNGramLogitsProcessor(params.no_repeat_ngram_size),
+                str(params.no_repeat_ngram_size),
             )
         )
     # 2. length rule: no end of sequence before min_new_tokens
@@ -155,6 +290,7 @@ def build_chain(
                 MinNewTokensLengthLogitsProcessor(
                     prompt_length, params.min_new_tokens, list(eos_token_ids)
                 ),
+                str(params.min_new_tokens),
             )
         )
     if not params.do_sample:
@@ -168,38 +304,43 @@ def build_chain(
                 "temperature",
                 f"logits divided by {params.temperature:g}",
                 TemperatureLogitsWarper(params.temperature),
+                f"{params.temperature:g}",
             )
         )
     # 4. truncations: drop unlikely tokens, renormalise what is left
-    truncations: list[tuple[bool, str, str, Callable[[], LogitsProcessor]]] = [
+    truncations: list[tuple[bool, str, str, Callable[[], LogitsProcessor], str]] = [
         (
             params.top_k > 0,
             "top-k",
             f"only the {params.top_k} most likely tokens are kept",
             lambda: TopKLogitsWarper(params.top_k, min_tokens_to_keep=keep),
+            str(params.top_k),
         ),
         (
             params.top_p < 1.0,
             "top-p",
             f"the smallest set of tokens with {params.top_p:g} of the probability is kept",
             lambda: TopPLogitsWarper(params.top_p, min_tokens_to_keep=keep),
+            f"{params.top_p:g}",
         ),
         (
             params.min_p > 0.0,
             "min-p",
             f"tokens below {params.min_p:g} × p(most likely) are dropped",
             lambda: MinPLogitsWarper(params.min_p, min_tokens_to_keep=keep),
+            f"{params.min_p:g}",
         ),
         (
             params.typical_p < 1.0,
             "typical-p",
             f"locally typical tokens with {params.typical_p:g} of the mass are kept",
             lambda: TypicalLogitsWarper(params.typical_p, min_tokens_to_keep=keep),
+            f"{params.typical_p:g}",
         ),
     ]
-    for active, name, description, make in truncations:
+    for active, name, description, make, setting in truncations:
         if active:
-            add(Stage(name, description, make()))
+            add(Stage(name, description, make(), setting))
     return DecodingChain(tuple(stages))
 
 
@@ -217,6 +358,14 @@ def neutral_generate_kwargs(params: DecodingParams) -> dict[str, object]:
         "repetition_penalty": 1.0,
         "no_repeat_ngram_size": 0,
         "min_new_tokens": 0,
+        # the checkpoint's rules: the chain applies them (ModelRules), or the notes say they are ignored
+        "bad_words_ids": None,
+        "min_length": None,  # (0 would make generate() warn that min_new_tokens is set too)
+        "forced_bos_token_id": None,
+        "forced_eos_token_id": None,
+        "suppress_tokens": None,
+        "begin_suppress_tokens": None,
+        **_UNSUPPORTED_RULES,
     }
     if params.num_beams > 1:
         kwargs.update(length_penalty=params.length_penalty, early_stopping=params.early_stopping)
