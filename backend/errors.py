@@ -54,3 +54,11 @@ class ModelLoadError(PlaygroundError):
 
 class TaskMismatchError(PlaygroundError):
     """A model was asked to do a task its registry entry does not declare."""
+
+
+class RunAccessError(PlaygroundError):
+    """A run that exists but belongs to someone else ("run 12 is not one of yours.")."""
+
+    def __init__(self, run_id: int) -> None:
+        self.run_id = run_id
+        super().__init__(f"run {run_id} is not one of yours.")

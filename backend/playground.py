@@ -17,6 +17,7 @@ from typing import Any
 
 from backend.errors import PlaygroundError
 from backend.generation import FinishReason, GenerationDone, GenerationEngine, GenerationResult, TokenEvent
+from backend.inspect.service import Inspector
 from backend.params import DecodingParams
 from backend.registry import LoadedModel, ModelRegistry, ModelSpec, ProgressFn, Task, load_specs
 from backend.runlog import RunLog, RunRecord, RunStatus, add_run
@@ -112,6 +113,7 @@ class Playground:
         )
         self.engine = GenerationEngine()
         self.runlog = RunLog(settings.db_url)
+        self.inspector = Inspector(self.registry, self.engine, self.runlog, shared=settings.shared_history)
 
     def close(self) -> None:
         self.runlog.dispose()
@@ -153,15 +155,17 @@ class Playground:
         progress: ProgressFn | None = None,
         task: Task = Task.TEXT_GENERATION,
         input_name: str = "prompt",
+        owner: str | None = None,
     ) -> Iterator[TokenEvent | GenerationRun]:
         """Stream a generation (text generation, and the encoder-decoder tasks with their own
-        `task`). Yields TokenEvents, then one GenerationRun. Every outcome is logged; errors are
-        re-raised after logging."""
+        `task`). Yields TokenEvents, then one GenerationRun. Every outcome is logged, with its
+        `owner` (backend.history); errors are re-raised after logging."""
         record: dict[str, Any] = {
             "task": task.value,
             "model": model,
             "input": {input_name: prompt},
             "params": dict(params),
+            "owner": owner,
         }
         steps: list[Any] = []
         try:
@@ -170,8 +174,7 @@ class Playground:
                 record["params"] = decoding.to_dict()
                 loaded = self.registry.get(model, task, progress)
                 truncate = task is not Task.TEXT_GENERATION
-                # T5-style checkpoints expect a task prefix ("summarize: "); models.yaml says which
-                model_input = str(loaded.spec.options.get("prefix", "")) + prompt if prompt.strip() else prompt
+                model_input = loaded.spec.prefix + prompt if prompt.strip() else prompt
                 for event in self.engine.stream(loaded, model_input, decoding, cancel, truncate_input=truncate):
                     if isinstance(event, TokenEvent):
                         steps.append(event.step)
@@ -190,6 +193,7 @@ class Playground:
                                 "sequences": [{"text": s.text, "score": s.score} for s in result.sequences],
                                 "chain": result.chain.names,
                                 "notes": list(result.notes),
+                                "input_token_ids": list(result.input_token_ids),
                             },
                             metrics=result.metrics.to_dict(),
                             steps=result.steps,
@@ -237,11 +241,14 @@ class Playground:
         params: Mapping[str, Any],
         compute: Callable[[LoadedModel], TaskOutput],
         progress: ProgressFn | None = None,
+        owner: str | None = None,
     ) -> TaskRun:
-        """Run one non-streaming task and log it. `compute` gets the loaded model (checked to be
-        a `task` model) and returns the output; any PlaygroundError it raises is logged as an
-        error run and re-raised, as is anything unexpected."""
-        record: dict[str, Any] = {"task": task.value, "model": model, "input": dict(inputs), "params": dict(params)}
+        """Run one non-streaming task and log it (with its `owner`). `compute` gets the loaded
+        model (checked to be a `task` model) and returns the output; any PlaygroundError it
+        raises is logged as an error run and re-raised, as is anything unexpected."""
+        record: dict[str, Any] = {
+            "task": task.value, "model": model, "input": dict(inputs), "params": dict(params), "owner": owner,
+        }
         with self._failures_logged(record):
             loaded = self.registry.get(model, task, progress)
             output = compute(loaded)
@@ -258,17 +265,18 @@ class Playground:
 
     # -- one method per encoder task (each a logged run; see backend/tasks/) ------------------
 
-    def classify(self, model: str, text: str, progress: ProgressFn | None = None) -> TaskRun:
+    def classify(self, model: str, text: str, progress: ProgressFn | None = None, owner: str | None = None) -> TaskRun:
         from backend.tasks import classification, timed
 
         return self.run_task(
             Task.TEXT_CLASSIFICATION, model, {"text": text}, {},
-            lambda loaded: timed(classification.classify, loaded, text), progress,
+            lambda loaded: timed(classification.classify, loaded, text), progress, owner,
         )
 
     def zero_shot(
         self, model: str, text: str, labels: str, hypothesis_template: str, multi_label: bool,
         progress: ProgressFn | None = None,
+        owner: str | None = None,
     ) -> TaskRun:
         from backend.tasks import timed, zero_shot
 
@@ -276,22 +284,23 @@ class Playground:
             Task.ZERO_SHOT_CLASSIFICATION, model, {"text": text, "labels": labels},
             {"hypothesis_template": hypothesis_template, "multi_label": multi_label},
             lambda loaded: timed(zero_shot.zero_shot, loaded, text, labels, hypothesis_template, multi_label),
-            progress,
+            progress, owner,
         )
 
     def token_classification(
-        self, model: str, text: str, aggregation: str, progress: ProgressFn | None = None
+        self, model: str, text: str, aggregation: str, progress: ProgressFn | None = None, owner: str | None = None
     ) -> TaskRun:
         from backend.tasks import timed, token_classification
 
         return self.run_task(
             Task.TOKEN_CLASSIFICATION, model, {"text": text}, {"aggregation": aggregation},
-            lambda loaded: timed(token_classification.ner, loaded, text, aggregation), progress,
+            lambda loaded: timed(token_classification.ner, loaded, text, aggregation), progress, owner,
         )
 
     def question_answering(
         self, model: str, question: str, context: str, top_n: int, max_answer_len: int, doc_stride: int | None,
         progress: ProgressFn | None = None,
+        owner: str | None = None,
     ) -> TaskRun:
         """`doc_stride` None or 0: chosen from the model's window."""
         from backend.tasks import question_answering, timed
@@ -299,29 +308,31 @@ class Playground:
         params = {"top_n": top_n, "max_answer_len": max_answer_len, "doc_stride": doc_stride or None}
         return self.run_task(
             Task.QUESTION_ANSWERING, model, {"question": question, "context": context}, params,
-            lambda loaded: timed(question_answering.answer, loaded, question, context, **params), progress,
+            lambda loaded: timed(question_answering.answer, loaded, question, context, **params), progress, owner,
         )
 
-    def fill_mask(self, model: str, text: str, top_k: int, progress: ProgressFn | None = None) -> TaskRun:
+    def fill_mask(self, model: str, text: str, top_k: int, progress: ProgressFn | None = None, owner: str | None = None) -> TaskRun:
         from backend.tasks import fill_mask, timed
 
         return self.run_task(
             Task.FILL_MASK, model, {"text": text}, {"top_k": top_k},
-            lambda loaded: timed(fill_mask.fill_mask, loaded, text, top_k), progress,
+            lambda loaded: timed(fill_mask.fill_mask, loaded, text, top_k), progress, owner,
         )
 
     def bias_probe(
-        self, model: str, text_a: str, text_b: str, top_k: int, progress: ProgressFn | None = None
+        self, model: str, text_a: str, text_b: str, top_k: int, progress: ProgressFn | None = None,
+        owner: str | None = None,
     ) -> TaskRun:
         from backend.tasks import fill_mask, timed
 
         return self.run_task(
             Task.FILL_MASK, model, {"text_a": text_a, "text_b": text_b}, {"top_k": top_k, "probe": "bias"},
-            lambda loaded: timed(fill_mask.bias_probe, loaded, text_a, text_b, top_k), progress,
+            lambda loaded: timed(fill_mask.bias_probe, loaded, text_a, text_b, top_k), progress, owner,
         )
 
     def feature_extraction(
-        self, model: str, sentences: str, pooling: str | None, progress: ProgressFn | None = None
+        self, model: str, sentences: str, pooling: str | None, progress: ProgressFn | None = None,
+        owner: str | None = None,
     ) -> TaskRun:
         """`sentences`: one per line (blank lines ignored)."""
         from backend.tasks import feature_extraction, timed
@@ -329,7 +340,7 @@ class Playground:
         lines = [line.strip() for line in sentences.splitlines() if line.strip()]
         return self.run_task(
             Task.FEATURE_EXTRACTION, model, {"sentences": sentences}, {"pooling": pooling},
-            lambda loaded: timed(feature_extraction.embed, loaded, lines, pooling or None), progress,
+            lambda loaded: timed(feature_extraction.embed, loaded, lines, pooling or None), progress, owner,
         )
 
     # -- run log ----------------------------------------------------------------------------

@@ -53,6 +53,8 @@ class Family(enum.Enum):
 
 
 DTYPES = ("auto", "float32", "float16", "bfloat16")
+#: Tokenizers of models that are not loaded, kept for the tokenizer view (they are small).
+TOKENIZERS_KEPT = 8
 _FIELDS = {"name", "task", "family", "source", "dtype", "max_context", "description", "trained", "options"}
 
 
@@ -85,6 +87,12 @@ class ModelSpec:
     @property
     def load_id(self) -> str:
         return str(self.path) if self.path is not None else str(self.hub_id)
+
+    @property
+    def prefix(self) -> str:
+        """What the model reads before the person's text (T5-style checkpoints expect a task
+        prefix such as "summarize: "; models.yaml says which, under options.prefix)."""
+        return str(self.options.get("prefix", ""))
 
 
 def _spec_error(entry: str, field_name: str, rule: str, value: object) -> SpecError:
@@ -238,6 +246,7 @@ class ModelRegistry:
         self._failures: dict[str, str] = {}
         self._lock = threading.Lock()
         self._load_locks: dict[str, threading.Lock] = {}
+        self._tokenizers: OrderedDict[str, Any] = OrderedDict()  # tokenizers of models not loaded
 
     # -- lookup -----------------------------------------------------------------------------
 
@@ -282,6 +291,38 @@ class ModelRegistry:
         with self._lock:
             return name in self._loaded
 
+    def tokenizer(self, name: str) -> Any:
+        """A model's tokenizer: the loaded model's, or the tokenizer alone when the model is not
+        loaded (its weights are not read; the last few stay cached)."""
+        spec = self.spec(name)
+        with self._lock:
+            if name in self._loaded:
+                return self._loaded[name].tokenizer
+            if name in self._tokenizers:
+                self._tokenizers.move_to_end(name)
+                return self._tokenizers[name]
+        availability = self.availability(spec)
+        if not availability.available:
+            raise ModelUnavailableError(f"model {spec.name!r} is unavailable: {availability.reason}.")
+        from transformers import AutoTokenizer
+
+        try:
+            tokenizer = AutoTokenizer.from_pretrained(spec.load_id, **self._common_kwargs(spec))
+        except Exception as exc:  # a broken tokenizer file: say so, keep serving
+            log.exception("tokenizer of %s failed to load", spec.name)
+            raise ModelLoadError(f"the tokenizer of {spec.name!r} failed to load ({type(exc).__name__}: {exc}).") from exc
+        with self._lock:
+            self._tokenizers[name] = tokenizer
+            while len(self._tokenizers) > TOKENIZERS_KEPT:
+                self._tokenizers.popitem(last=False)
+        return tokenizer
+
+    def _common_kwargs(self, spec: ModelSpec) -> dict[str, Any]:
+        common: dict[str, Any] = {"revision": spec.revision, "trust_remote_code": False}
+        if self.offline:
+            common["local_files_only"] = True
+        return common
+
     # -- loading ----------------------------------------------------------------------------
 
     def get(self, name: str, task: Task | None = None, progress: ProgressFn | None = None) -> LoadedModel:
@@ -312,9 +353,7 @@ class ModelRegistry:
         from transformers import AutoTokenizer
 
         start = time.perf_counter()
-        common: dict[str, Any] = {"revision": spec.revision, "trust_remote_code": False}
-        if self.offline:
-            common["local_files_only"] = True
+        common = self._common_kwargs(spec)
         try:
             progress(0.05, f"Loading tokenizer of {spec.name}")
             tokenizer = AutoTokenizer.from_pretrained(spec.load_id, **common)

@@ -16,7 +16,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, DateTime, Float, ForeignKey, Integer, String, Text, create_engine, event, select
+from sqlalchemy import JSON, BigInteger, DateTime, Float, ForeignKey, Integer, String, Text, create_engine, event, inspect, select
+from sqlalchemy import text as sql_text
 from sqlalchemy.engine import Engine
 from sqlalchemy.engine.url import make_url
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, relationship, sessionmaker
@@ -43,6 +44,9 @@ class Run(Base):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_utcnow, index=True)
+    # who made the run: "browser:<random id kept in the browser>" or "session:<API client session>"
+    # (backend.history decides who may read it); None for runs logged before owners were recorded
+    owner: Mapped[str | None] = mapped_column(String(80), index=True)
     task: Mapped[str] = mapped_column(String(64), index=True)
     model: Mapped[str] = mapped_column(String(200))
     status: Mapped[str] = mapped_column(String(16), index=True)
@@ -94,6 +98,7 @@ class RunRecord:
     status: RunStatus
     input: dict[str, Any]
     params: dict[str, Any]
+    owner: str | None = None
     seed: int | None = None
     output: str | None = None
     error: str | None = None
@@ -118,6 +123,7 @@ _METRIC_COLUMNS = (
 def add_run(session: Session, record: RunRecord) -> int:
     """Insert the run and its token steps; returns the run id (flushed, not committed)."""
     run = Run(
+        owner=record.owner,
         task=record.task,
         model=record.model,
         status=record.status.value,
@@ -171,10 +177,27 @@ class RunLog:
         if parsed.get_backend_name() == "sqlite":
             event.listen(self.engine, "connect", _sqlite_pragmas)
         Base.metadata.create_all(self.engine)
+        _add_missing_columns(self.engine)
         self.session = sessionmaker(self.engine, expire_on_commit=False)
 
     def dispose(self) -> None:
         self.engine.dispose()
+
+
+def _add_missing_columns(engine: Engine) -> None:
+    """A run log written by an older version lacks the columns added since (create_all only
+    creates missing tables): add them, empty. Columns are only ever added, never changed."""
+    existing = inspect(engine)
+    with engine.begin() as connection:
+        for table in Base.metadata.sorted_tables:
+            present = {column["name"] for column in existing.get_columns(table.name)}
+            added = {column.name for column in table.columns if column.name not in present}
+            for name in sorted(added):
+                kind = table.columns[name].type.compile(dialect=engine.dialect)
+                connection.execute(sql_text(f'ALTER TABLE {table.name} ADD COLUMN "{name}" {kind}'))
+            for index in table.indexes:
+                if added & {column.name for column in index.columns}:
+                    index.create(connection)
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:

@@ -28,6 +28,9 @@ class Settings:
     device: str
     # HF_HUB_OFFLINE: no downloads; Hub models that are not cached show as unavailable.
     offline: bool
+    # PLAYGROUND_SHARED_HISTORY=1: every run is readable by everyone (a private deployment).
+    # Default: a run is readable only by the browser or API session that made it.
+    shared_history: bool = False
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -49,4 +52,5 @@ class Settings:
             max_loaded_models=max_loaded,
             device=device,
             offline=_truthy(env.get("HF_HUB_OFFLINE")),
+            shared_history=_truthy(env.get("PLAYGROUND_SHARED_HISTORY")),
         )
