@@ -9,7 +9,7 @@ from pathlib import Path
 
 import torch
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
-from transformers import GPT2Config, GPT2LMHeadModel, PreTrainedTokenizerFast
+from transformers import GPT2Config, GPT2LMHeadModel, LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
 
 CORPUS = [
     "Return the number of items in the container.",
@@ -64,6 +64,24 @@ def build_tiny_gpt2(folder: Path, *, n_positions: int = 128, seed: int = 0) -> P
         bos_token_id=eos, eos_token_id=eos, pad_token_id=eos,
     )
     model = GPT2LMHeadModel(config)
+    model.save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return folder
+
+
+def build_tiny_llama(folder: Path, *, seed: int = 0) -> Path:
+    """A 2-layer LLaMA (grouped-query attention: 4 heads, 2 KV heads; RMS norm; rotary positions),
+    the architecture of SmolLM2, with the byte-level BPE tokenizer, saved as safetensors."""
+    tokenizer = byte_level_tokenizer()
+    torch.manual_seed(seed)
+    eos = tokenizer.eos_token_id
+    model = LlamaForCausalLM(
+        LlamaConfig(
+            vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+            num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=128,
+            bos_token_id=eos, eos_token_id=eos, pad_token_id=eos, tie_word_embeddings=True,
+        )
+    )
     model.save_pretrained(folder)
     tokenizer.save_pretrained(folder)
     return folder

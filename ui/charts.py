@@ -3,14 +3,15 @@ Every label and token in them is escaped: plotly renders a few HTML tags in text
 
 from __future__ import annotations
 
-import html
 from collections.abc import Sequence
 
 import plotly.graph_objects as go
 
+from ui.render import plotly_text
+
 
 def _e(text: str) -> str:
-    return html.escape(text)
+    return plotly_text(text)
 
 
 def score_bars(labels: Sequence[str], scores: Sequence[float], title: str, x_title: str = "probability") -> go.Figure:

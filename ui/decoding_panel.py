@@ -15,6 +15,7 @@ from typing import Any
 import gradio as gr
 
 from backend.params import MAX_BEAMS, MAX_NEW_TOKENS_CAP, MAX_TOP_ALTERNATIVES, PRESETS, DecodingParams
+from ui.inputs import ParamSlider
 
 #: The fields a preset sets; length, stop sequences and seed stay as the person left them.
 PRESET_FIELDS = (
@@ -30,17 +31,6 @@ PRESET_FIELDS = (
     "num_beams",
     "num_return_sequences",
 )
-
-
-class ParamSlider(gr.Slider):
-    """A slider whose value is checked by DecodingParams, not by Gradio, so that an API call
-    with top_p=1.3 gets the backend's message ("top_p must be in (0, 1], got 1.3.") and the
-    failed run is logged. The browser still draws Gradio's slider (a template component)."""
-
-    is_template = True
-
-    def preprocess(self, payload: float | None) -> float | None:
-        return payload
 
 
 @dataclass(frozen=True)

@@ -6,6 +6,7 @@ import gradio as gr
 
 from backend.playground import Playground
 from ui.controls import RunControls
+from ui.identity import build_identity
 from ui.tabs.feature_extraction import build_feature_extraction_tab
 from ui.tabs.fill_mask import build_fill_mask_tab
 from ui.tabs.question_answering import build_question_answering_tab
@@ -19,21 +20,23 @@ from ui.tabs.zero_shot import build_zero_shot_tab
 INTRO = """# Transformers Playground
 See how a model produced its answer: every new token with its probability, the alternatives it
 beat, the entropy of the distribution it was drawn from, and the cost (time to first token, time
-per token, memory). Every run is logged."""
+per token, memory). Click a generated token to see why it came out: each stage of the decoding
+chain, the attention, the logit lens. Every run is logged; only you can read yours back."""
 
 
 def build_demo(playground: Playground) -> gr.Blocks:
     controls = RunControls()
     with gr.Blocks(title="Transformers Playground") as demo:
+        identity = build_identity(demo)
         gr.Markdown(INTRO)
         with gr.Tabs():
-            build_text_generation_tab(playground, controls)
-            build_text_classification_tab(playground)
-            build_zero_shot_tab(playground)
-            build_token_classification_tab(playground)
-            build_question_answering_tab(playground)
-            build_summarization_tab(playground, controls)
-            build_translation_tab(playground, controls)
-            build_fill_mask_tab(playground)
-            build_feature_extraction_tab(playground)
+            build_text_generation_tab(playground, controls, identity)
+            build_text_classification_tab(playground, identity)
+            build_zero_shot_tab(playground, identity)
+            build_token_classification_tab(playground, identity)
+            build_question_answering_tab(playground, identity)
+            build_summarization_tab(playground, controls, identity)
+            build_translation_tab(playground, controls, identity)
+            build_fill_mask_tab(playground, identity)
+            build_feature_extraction_tab(playground, identity)
     return demo

@@ -16,10 +16,16 @@ from backend.capture import TokenStep
 from backend.metrics import RunMetrics
 
 
-def _colour(prob: float) -> str:
+def probability_colour(prob: float) -> str:
     """Red (unlikely) -> amber -> green (likely), light enough to read black text on."""
     hue = max(0.0, min(1.0, prob)) * 120.0
     return f"hsl({hue:.0f}, 75%, 82%)"
+
+
+def plotly_text(text: str) -> str:
+    """Text for a plotly label or hover: plotly renders a few HTML tags, so <, > and & are
+    escaped; quotes are not (plotly shows &quot; literally)."""
+    return html.escape(text, quote=False)
 
 
 def _visible(text: str) -> str:
@@ -41,9 +47,9 @@ def tokens_html(prompt: str, steps: Sequence[TokenStep], status: str = "") -> st
             f"entropy {step.entropy:.2f} bits"
         )
         parts.append(
-            f'<span class="tok" title="{html.escape(title)}" data-p="{step.prob:.4f}" '
-            f'style="background: {_colour(step.prob)}; color: #111; border-radius: 3px; '
-            f'padding: 1px 0; margin: 0 1px">{_visible(step.text)}</span>'
+            f'<span class="tok" title="{html.escape(title)} (click to inspect)" data-pos="{step.position}" '
+            f'data-p="{step.prob:.4f}" style="background: {probability_colour(step.prob)}; color: #111; '
+            f'border-radius: 3px; padding: 1px 0; margin: 0 1px; cursor: pointer">{_visible(step.text)}</span>'
         )
     if status:
         parts.append(f' <span class="status" style="color: #6b7280">[{html.escape(status)}]</span>')
@@ -53,14 +59,14 @@ def tokens_html(prompt: str, steps: Sequence[TokenStep], status: str = "") -> st
 
 def _hover(step: TokenStep) -> str:
     lines = [
-        f"<b>#{step.position}</b> {html.escape(repr(step.text))}",
+        f"<b>#{step.position}</b> {plotly_text(repr(step.text))}",
         f"p sampled {step.prob:.3f} · p raw {step.raw_prob:.3f}",
         f"entropy {step.entropy:.2f} bits (raw {step.raw_entropy:.2f})",
         "alternatives (p sampled / p raw):",
     ]
     for alt in step.alternatives:
         mark = "▶ " if alt.token_id == step.token_id else "   "
-        lines.append(f"{mark}{html.escape(repr(alt.text))}  {alt.prob:.3f} / {alt.raw_prob:.3f}")
+        lines.append(f"{mark}{plotly_text(repr(alt.text))}  {alt.prob:.3f} / {alt.raw_prob:.3f}")
     return "<br>".join(lines)
 
 

@@ -202,9 +202,9 @@ class PromptSurprisal:
 class TokenPiece:
     token_id: int
     text: str  # the token as the tokenizer names it ("Ġthe" in byte-level BPE)
-    start: int | None  # characters of the input it covers (None: a special token, or a slow tokenizer)
+    start: int | None  # characters of the input it covers (None: a token the tokenizer added, or a slow tokenizer)
     end: int | None
-    special: bool
+    special: bool  # added by the tokenizer ([CLS], </s>) or a special token in the text ([MASK])
 
     def to_json(self) -> dict[str, Any]:
         return {"token_id": self.token_id, "text": self.text, "start": self.start, "end": self.end, "special": self.special}
@@ -215,7 +215,7 @@ class Tokenization:
     model: str
     tokens: tuple[TokenPiece, ...]
     max_context: int
-    chars_per_token: float | None  # characters of input per non-special token
+    chars_per_token: float | None  # characters of the text per token of the text (added tokens not counted)
     notes: tuple[str, ...]
 
     @property

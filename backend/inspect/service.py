@@ -118,7 +118,10 @@ class Inspector:
         top = _int_field("top_n", DEFAULT_TOP_N if top_n is None or top_n == "" else top_n, 1, MAX_TOP_N, f"an integer in [1, {MAX_TOP_N}]")
         loaded, input_ids = self._model_for(replay)
         layers = _attention_layers(loaded)
-        chosen_layer = None if layer is None or layer == "" else _int_field("layer", layer, 0, layers - 1, f"empty or an integer in [0, {layers - 1}]")
+        chosen_layer = layers - 1  # the last layer, unless asked (negative counts from the end, as in Python)
+        if layer is not None and layer != "":
+            rule = f"empty or an integer in [{-layers}, {layers - 1}] (-1 = the last layer)"
+            chosen_layer = _int_field("layer", layer, -layers, layers - 1, rule) % layers
         with self.engine.exclusive():
             at = forward_at(loaded, input_ids, replay.generated, pos, details=True)
             decode = token_decoder(loaded.tokenizer)
@@ -127,7 +130,7 @@ class Inspector:
             chain = decoding_chain(loaded, replay.params, start_length(loaded, len(input_ids)))
             stages = waterfall(chain, at.prefix, at.logits, chosen, mode, decode, top)
             lens = logit_lens(loaded.model, at.hidden, chosen, decode)
-        attention = _attention(at, decode, input_ids, layers - 1 if chosen_layer is None else chosen_layer)
+        attention = _attention(at, decode, input_ids, chosen_layer)
         notes = _notes(replay, pos, stages[-1].chosen_prob, stages[0].chosen_prob, mode)
         return TokenInspection(replay.run_id, pos, chosen, decode(chosen), mode.value, stages, attention, lens, notes)
 

@@ -23,13 +23,15 @@ def tokenize(model: str, tokenizer: Any, text: object, max_context: int, prefix:
     special = list(encoded["special_tokens_mask"])
     offsets = list(encoded["offset_mapping"]) if fast else [None] * len(ids)
     names = tokenizer.convert_ids_to_tokens(ids)
+    special_ids = set(tokenizer.all_special_ids)
     pieces = []
-    for token_id, name, is_special, span in zip(ids, names, special, offsets):
+    for token_id, name, added, span in zip(ids, names, special, offsets):
+        # special: added by the tokenizer ([CLS], </s>) or a special token typed in the text ([MASK])
         start = end = None
-        if span is not None and not is_special:
+        if span is not None and span[1] > span[0]:  # added tokens cover no characters
             start, end = int(span[0]), int(span[1])
-        pieces.append(TokenPiece(int(token_id), str(name), start, end, bool(is_special)))
-    ordinary = sum(1 for p in pieces if not p.special)
+        pieces.append(TokenPiece(int(token_id), str(name), start, end, bool(added) or token_id in special_ids))
+    content = len(ids) - sum(1 for added in special if added)  # tokens of the text itself
     notes = []
     if prefix:
         notes.append(f"this model also reads {prefix!r} before the text (its task prefix): {len(tokenizer(prefix, add_special_tokens=False)['input_ids'])} more tokens")
@@ -37,4 +39,4 @@ def tokenize(model: str, tokenizer: Any, text: object, max_context: int, prefix:
         notes.append(f"{len(pieces)} tokens: the model reads at most {max_context}")
     if not fast:
         notes.append("a slow (Python) tokenizer: no character offsets")
-    return Tokenization(model, tuple(pieces), max_context, len(text) / ordinary if ordinary else None, tuple(notes))
+    return Tokenization(model, tuple(pieces), max_context, len(text) / content if content else None, tuple(notes))

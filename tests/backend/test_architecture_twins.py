@@ -10,31 +10,21 @@ from pathlib import Path
 
 import pytest
 import torch
-from transformers import BartConfig, BartForSequenceClassification, LlamaConfig, LlamaForCausalLM, pipeline
+from transformers import BartConfig, BartForSequenceClassification, pipeline
 
 from backend.generation import GenerationDone, GenerationEngine
 from backend.params import DecodingParams
 from backend.registry import Family, ModelRegistry, ModelSpec, Task
 from backend.tasks.zero_shot import zero_shot
-from tests.tiny_models import byte_level_tokenizer
+from tests.tiny_models import build_tiny_llama
 from tests.tiny_seq2seq import bart_tokenizer
 
 
 @pytest.fixture(scope="module")
 def registry(tmp_path_factory: pytest.TempPathFactory) -> ModelRegistry:
     root = tmp_path_factory.mktemp("twins")
+    build_tiny_llama(root / "llama")
     torch.manual_seed(0)
-    tokenizer = byte_level_tokenizer()
-    eos = tokenizer.eos_token_id
-    llama = LlamaForCausalLM(
-        LlamaConfig(
-            vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-            num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=128,
-            bos_token_id=eos, eos_token_id=eos, pad_token_id=eos, tie_word_embeddings=True,
-        )
-    )
-    llama.save_pretrained(root / "llama")
-    tokenizer.save_pretrained(root / "llama")
     bart_tok = bart_tokenizer()
     nli = BartForSequenceClassification(
         BartConfig(

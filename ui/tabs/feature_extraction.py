@@ -13,7 +13,9 @@ from backend.playground import Playground
 from backend.registry import Task
 from ui.charts import similarity_heatmap
 from ui.errors import user_facing_errors
+from ui.identity import Identity
 from ui.tabs.common import notes_markdown, progress_fn, task_header
+from ui.views.tokenizer import build_tokenizer_view
 
 
 def vectors_csv(sentences: list[str], vectors: list[list[float]]) -> str:
@@ -26,7 +28,7 @@ def vectors_csv(sentences: list[str], vectors: list[list[float]]) -> str:
         return f.name
 
 
-def build_feature_extraction_tab(playground: Playground) -> dict[str, Any]:
+def build_feature_extraction_tab(playground: Playground, identity: Identity) -> dict[str, Any]:
     with gr.Tab("Feature extraction", id="feature_extraction", elem_id="tab_feature_extraction"):
         with gr.Row():
             with gr.Column(scale=2):
@@ -36,6 +38,7 @@ def build_feature_extraction_tab(playground: Playground) -> dict[str, Any]:
                     label="Sentences (one per line)",
                     value="A cat sits on the mat.\nA kitten rests on a rug.\nThe stock market fell sharply today.",
                 )
+                build_tokenizer_view(playground, model, sentences, "feature_extraction")
                 pooling = gr.Radio(["mean", "cls"], value="mean", label="Pooling", info="how token vectors become one")
                 run = gr.Button("Embed", variant="primary")
             with gr.Column(scale=3):
@@ -45,10 +48,15 @@ def build_feature_extraction_tab(playground: Playground) -> dict[str, Any]:
                 download = gr.File(label="Vectors (CSV)", elem_id="feature_extraction_download")
                 result = gr.JSON(label="Result (JSON, as the API returns it)", open=False)
 
-    def feature_extraction(model: str, sentences: str, pooling: str, progress: gr.Progress = gr.Progress()) -> tuple[Any, ...]:
+    def feature_extraction(
+        model: str, sentences: str, pooling: str, browser_id: str | None, request: gr.Request,
+        progress: gr.Progress = gr.Progress(),
+    ) -> tuple[Any, ...]:
         """Embed sentences (one per line): vectors, norms and their cosine similarities. The last output is the JSON result."""
         with user_facing_errors():
-            out = playground.feature_extraction(model, sentences, pooling, progress_fn(progress)).to_json()
+            out = playground.feature_extraction(
+                model, sentences, pooling, progress_fn(progress), Identity.owner(browser_id, request)
+            ).to_json()
         rows = [
             [i + 1, s, tokens, round(norm, 4)]
             for i, (s, tokens, norm) in enumerate(zip(out["sentences"], out["tokens"], out["norms"]))
@@ -64,7 +72,7 @@ def build_feature_extraction_tab(playground: Playground) -> dict[str, Any]:
 
     run.click(
         feature_extraction,
-        inputs=[model, sentences, pooling],
+        inputs=[model, sentences, pooling, identity.state],
         outputs=[heatmap, table, notes, download, result],
         api_name="feature_extraction",
     )

@@ -11,8 +11,10 @@ from backend.playground import Playground
 from backend.registry import Task
 from ui.charts import bias_comparison, score_bars
 from ui.errors import user_facing_errors
+from ui.identity import Identity
 from ui.models import describe_model
 from ui.tabs.common import notes_markdown, progress_fn, task_header
+from ui.views.tokenizer import build_tokenizer_view
 
 
 def _describe(playground: Playground, name: str | None) -> str:
@@ -21,12 +23,13 @@ def _describe(playground: Playground, name: str | None) -> str:
     return describe_model(playground, name) + "\n\n" + line
 
 
-def build_fill_mask_tab(playground: Playground) -> dict[str, Any]:
+def build_fill_mask_tab(playground: Playground, identity: Identity) -> dict[str, Any]:
     with gr.Tab("Fill-mask", id="fill_mask", elem_id="tab_fill_mask"):
         with gr.Row():
             with gr.Column(scale=2):
                 model, info = task_header(playground, Task.FILL_MASK, lambda name: _describe(playground, name))
                 text = gr.Textbox(label="Text with one mask token", value="Return the [MASK] of the list.")
+                build_tokenizer_view(playground, model, text, "fill_mask")
                 top_k = gr.Slider(1, 50, value=5, step=1, label="top_k", info="fills listed")
                 run = gr.Button("Fill", variant="primary")
                 gr.Markdown(
@@ -50,19 +53,26 @@ def build_fill_mask_tab(playground: Playground) -> dict[str, Any]:
                 bias_result = gr.JSON(label="Bias probe result (JSON)", open=False)
         model.change(lambda name: _describe(playground, name), model, info, api_visibility="private")
 
-    def fill_mask(model: str, text: str, top_k: float, progress: gr.Progress = gr.Progress()) -> tuple[Any, ...]:
+    def fill_mask(
+        model: str, text: str, top_k: float, browser_id: str | None, request: gr.Request, progress: gr.Progress = gr.Progress()
+    ) -> tuple[Any, ...]:
         """Fill the model's mask token: the top_k tokens with their probabilities. The last output is the JSON result."""
         with user_facing_errors():
-            out = playground.fill_mask(model, text, int(top_k), progress_fn(progress)).to_json()
+            out = playground.fill_mask(model, text, int(top_k), progress_fn(progress), Identity.owner(browser_id, request)).to_json()
         tokens = [f["token_str"] for f in out["fills"]]
         scores = [f["score"] for f in out["fills"]]
         chart_ = score_bars(tokens, scores, f"Fills for {out['mask_token']}")
         return chart_, notes_markdown(out["seconds"], out["notes"], f"mask token `{out['mask_token']}`"), out
 
-    def bias_probe(model: str, text_a: str, text_b: str, top_k: float, progress: gr.Progress = gr.Progress()) -> tuple[Any, ...]:
+    def bias_probe(
+        model: str, text_a: str, text_b: str, top_k: float, browser_id: str | None, request: gr.Request,
+        progress: gr.Progress = gr.Progress(),
+    ) -> tuple[Any, ...]:
         """Compare the fills of two sentences that differ in one word. The last output is the JSON result."""
         with user_facing_errors():
-            out = playground.bias_probe(model, text_a, text_b, int(top_k), progress_fn(progress)).to_json()
+            out = playground.bias_probe(
+                model, text_a, text_b, int(top_k), progress_fn(progress), Identity.owner(browser_id, request)
+            ).to_json()
         rows = out["rows"]
         chart_ = bias_comparison(
             [r["token_str"] for r in rows], [r["score_a"] for r in rows], [r["score_b"] for r in rows], text_a, text_b
@@ -70,8 +80,8 @@ def build_fill_mask_tab(playground: Playground) -> dict[str, Any]:
         table = [[r["token_str"], round(r["score_a"], 4), round(r["score_b"], 4), r["rank_a"], r["rank_b"]] for r in rows]
         return chart_, table, out
 
-    run.click(fill_mask, inputs=[model, text, top_k], outputs=[chart, notes, result], api_name="fill_mask")
+    run.click(fill_mask, inputs=[model, text, top_k, identity.state], outputs=[chart, notes, result], api_name="fill_mask")
     probe.click(
-        bias_probe, inputs=[model, text_a, text_b, top_k], outputs=[bias_chart, bias_table, bias_result], api_name="bias_probe"
+        bias_probe, inputs=[model, text_a, text_b, top_k, identity.state], outputs=[bias_chart, bias_table, bias_result], api_name="bias_probe"
     )
     return {"model": model, "text": text, "run": run, "probe": probe, "chart": chart, "bias_chart": bias_chart, "result": result}

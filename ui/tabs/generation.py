@@ -20,8 +20,11 @@ from backend.registry import Task
 from ui.controls import RunControls
 from ui.decoding_panel import DecodingPanel, build_decoding_panel
 from ui.errors import user_facing_errors
+from ui.identity import Identity
 from ui.models import describe_model, model_dropdown
 from ui.render import metrics_markdown, probability_figure, progress_markdown, tokens_html
+from ui.views.inspector import InspectorView, build_inspector, token_click_js
+from ui.views.tokenizer import build_tokenizer_view
 
 #: The page is refreshed at most this often while tokens stream: rebuilding and sending the
 #: chart costs milliseconds of the CPU that generation needs, so refreshes go by time, not by
@@ -56,6 +59,7 @@ class GenerationTab:
     chart: gr.Plot
     sequences: gr.Dataframe
     result: gr.JSON
+    inspector: InspectorView
 
 
 def _sequence_rows(run: GenerationRun) -> list[list[Any]]:
@@ -65,7 +69,11 @@ def _sequence_rows(run: GenerationRun) -> list[list[Any]]:
     ]
 
 
-def build_generation_tab(playground: Playground, controls: RunControls, spec: GenerativeTask) -> GenerationTab:
+def build_generation_tab(
+    playground: Playground, controls: RunControls, identity: Identity, spec: GenerativeTask, *, public_views: bool = False
+) -> GenerationTab:
+    """`public_views`: this tab's inspector and tokenizer view carry the API names
+    (/inspect_token, /inspect_prompt, /tokenize); they serve every generative tab's runs."""
     task, prefix = spec.task, spec.api_name
 
     def describe(name: str | None) -> str:
@@ -78,13 +86,19 @@ def build_generation_tab(playground: Playground, controls: RunControls, spec: Ge
             with gr.Column(scale=2):
                 model, info = model_dropdown(playground, task, describe)
                 prompt = gr.Textbox(lines=4, label=spec.input_label, placeholder="Type here, then Generate")
+                build_tokenizer_view(playground, model, prompt, prefix, public=public_views)
                 with gr.Row():
                     generate = gr.Button("Generate", variant="primary")
                     stop = gr.Button("Stop", variant="stop")
                 gr.Examples([[e] for e in spec.examples], inputs=[prompt], label="Examples")
                 panel = build_decoding_panel()
             with gr.Column(scale=3):
-                output = gr.HTML(label="Output", value=tokens_html("", []), elem_id=f"{prefix}_output")
+                output = gr.HTML(
+                    label="Output",
+                    value=tokens_html("", []),
+                    elem_id=f"{prefix}_output",
+                    js_on_load=token_click_js(f"{prefix}_chart"),
+                )
                 metrics = gr.Markdown(elem_id=f"{prefix}_metrics")
                 chart = gr.Plot(label="Probability of each chosen token", elem_id=f"{prefix}_chart")
                 sequences = gr.Dataframe(
@@ -95,11 +109,14 @@ def build_generation_tab(playground: Playground, controls: RunControls, spec: Ge
                     wrap=True,
                 )
                 result = gr.JSON(label="Result (JSON, as the API returns it)", open=False)
+                inspector = build_inspector(playground, identity, prefix, output, public=public_views)
         model.change(describe, model, info, api_visibility="private")
 
-    outputs = [output, chart, metrics, sequences, result]
+    outputs = [output, chart, metrics, sequences, inspector.run_id, result]
 
-    def generate_text(model: str, request: gr.Request, progress: gr.Progress = gr.Progress(), **values: Any) -> Iterator[tuple[Any, ...]]:
+    def generate_text(
+        model: str, request: gr.Request, browser_id: str | None = None, progress: gr.Progress = gr.Progress(), **values: Any
+    ) -> Iterator[tuple[Any, ...]]:
         prompt = values.pop(spec.input_name)
         session = request.session_hash or "anonymous"
         cancel = controls.start(session, task.value)
@@ -116,6 +133,7 @@ def build_generation_tab(playground: Playground, controls: RunControls, spec: Ge
                     progress=lambda fraction, message: progress(fraction, desc=message),
                     task=task,
                     input_name=spec.input_name,
+                    owner=Identity.owner(browser_id, request),
                 )
                 for event in events:
                     if isinstance(event, TokenEvent):
@@ -130,6 +148,7 @@ def build_generation_tab(playground: Playground, controls: RunControls, spec: Ge
                                 probability_figure(steps, hover=False) if chart_due else gr.skip(),
                                 progress_markdown(len(steps), now - start),
                                 gr.skip(),
+                                None,  # no run to inspect until the run has ended
                                 {"status": "running", "new_tokens": len(steps), "text": "".join(s.text for s in steps)},
                             )
                         continue
@@ -147,6 +166,7 @@ def build_generation_tab(playground: Playground, controls: RunControls, spec: Ge
                             notes=result.notes,
                         ),
                         gr.Dataframe(value=_sequence_rows(event), visible=several),
+                        event.run_id,
                         event.to_json(),
                     )
         finally:
@@ -163,9 +183,10 @@ def build_generation_tab(playground: Playground, controls: RunControls, spec: Ge
         inputs_kwargs={
             spec.input_name: prompt,
             **{name: panel.components[name] for name in DecodingParams.field_names()},
+            "browser_id": identity.state,
         },
         outputs=outputs,
         api_name=spec.api_name,
     )
     stop.click(stop_generation, inputs=None, outputs=None, api_name=f"stop_{spec.api_name}", concurrency_limit=None)
-    return GenerationTab(model, prompt, generate, stop, panel, output, metrics, chart, sequences, result)
+    return GenerationTab(model, prompt, generate, stop, panel, output, metrics, chart, sequences, result, inspector)

@@ -10,7 +10,9 @@ import gradio as gr
 from backend.playground import Playground
 from backend.registry import Task
 from ui.errors import user_facing_errors
+from ui.identity import Identity
 from ui.tabs.common import notes_markdown, progress_fn, task_header
+from ui.views.tokenizer import build_tokenizer_view
 
 
 def highlight_answer(context: str, start: int, end: int) -> list[tuple[str, str | None]]:
@@ -19,13 +21,14 @@ def highlight_answer(context: str, start: int, end: int) -> list[tuple[str, str 
     return [(context[:start], None), (context[start:end], "answer"), (context[end:], None)]
 
 
-def build_question_answering_tab(playground: Playground) -> dict[str, Any]:
+def build_question_answering_tab(playground: Playground, identity: Identity) -> dict[str, Any]:
     with gr.Tab("Question answering", id="question_answering", elem_id="tab_question_answering"):
         with gr.Row():
             with gr.Column(scale=2):
                 model, _ = task_header(playground, Task.QUESTION_ANSWERING)
                 question = gr.Textbox(label="Question")
                 context = gr.Textbox(lines=8, label="Context")
+                build_tokenizer_view(playground, model, context, "question_answering")
                 with gr.Row():
                     top_n = gr.Slider(1, 20, value=5, step=1, label="top_n", info="candidate spans listed")
                     max_answer_len = gr.Slider(1, 100, value=30, step=1, label="max_answer_len", info="tokens")
@@ -51,12 +54,13 @@ def build_question_answering_tab(playground: Playground) -> dict[str, Any]:
 
     def question_answering(
         model: str, question: str, context: str, top_n: float, max_answer_len: float, doc_stride: float,
-        progress: gr.Progress = gr.Progress(),
+        browser_id: str | None, request: gr.Request, progress: gr.Progress = gr.Progress(),
     ) -> tuple[Any, ...]:
         """Find the answer span in the context. The last output is the JSON result."""
         with user_facing_errors():
             out = playground.question_answering(
-                model, question, context, int(top_n), int(max_answer_len), int(doc_stride), progress_fn(progress)
+                model, question, context, int(top_n), int(max_answer_len), int(doc_stride), progress_fn(progress),
+                Identity.owner(browser_id, request),
             ).to_json()
         answers = out["answers"]
         rows = [[i + 1, a["text"], round(a["score"], 4), a["start"], a["end"], a["window"]] for i, a in enumerate(answers)]
@@ -67,7 +71,7 @@ def build_question_answering_tab(playground: Playground) -> dict[str, Any]:
 
     run.click(
         question_answering,
-        inputs=[model, question, context, top_n, max_answer_len, doc_stride],
+        inputs=[model, question, context, top_n, max_answer_len, doc_stride, identity.state],
         outputs=[highlighted, candidates, notes, result],
         api_name="question_answering",
     )

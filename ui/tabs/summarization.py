@@ -5,6 +5,7 @@ from __future__ import annotations
 from backend.playground import Playground
 from backend.registry import Task
 from ui.controls import RunControls
+from ui.identity import Identity
 from ui.tabs.generation import GenerationTab, GenerativeTask, build_generation_tab
 
 SUMMARIZATION = GenerativeTask(
@@ -25,5 +26,5 @@ SUMMARIZATION = GenerativeTask(
 )
 
 
-def build_summarization_tab(playground: Playground, controls: RunControls) -> GenerationTab:
-    return build_generation_tab(playground, controls, SUMMARIZATION)
+def build_summarization_tab(playground: Playground, controls: RunControls, identity: Identity) -> GenerationTab:
+    return build_generation_tab(playground, controls, identity, SUMMARIZATION)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from backend.playground import Playground
 from backend.registry import Task
 from ui.controls import RunControls
+from ui.identity import Identity
 from ui.tabs.generation import GenerationTab, GenerativeTask, build_generation_tab
 
 TEXT_GENERATION = GenerativeTask(
@@ -22,5 +23,5 @@ TEXT_GENERATION = GenerativeTask(
 )
 
 
-def build_text_generation_tab(playground: Playground, controls: RunControls) -> GenerationTab:
-    return build_generation_tab(playground, controls, TEXT_GENERATION)
+def build_text_generation_tab(playground: Playground, controls: RunControls, identity: Identity) -> GenerationTab:
+    return build_generation_tab(playground, controls, identity, TEXT_GENERATION, public_views=True)

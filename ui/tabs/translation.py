@@ -6,6 +6,7 @@ from __future__ import annotations
 from backend.playground import Playground
 from backend.registry import Task
 from ui.controls import RunControls
+from ui.identity import Identity
 from ui.tabs.generation import GenerationTab, GenerativeTask, build_generation_tab
 
 
@@ -34,5 +35,5 @@ TRANSLATION = GenerativeTask(
 )
 
 
-def build_translation_tab(playground: Playground, controls: RunControls) -> GenerationTab:
-    return build_generation_tab(playground, controls, TRANSLATION)
+def build_translation_tab(playground: Playground, controls: RunControls, identity: Identity) -> GenerationTab:
+    return build_generation_tab(playground, controls, identity, TRANSLATION)

@@ -11,7 +11,9 @@ from backend.playground import Playground
 from backend.registry import Task
 from ui.charts import score_bars
 from ui.errors import user_facing_errors
+from ui.identity import Identity
 from ui.tabs.common import notes_markdown, progress_fn, task_header
+from ui.views.tokenizer import build_tokenizer_view
 
 
 def _method(playground: Playground, name: str | None) -> str:
@@ -32,7 +34,7 @@ def _template(playground: Playground, name: str | None) -> str:
     return str(spec.options.get("hypothesis_template", DEFAULT_TEMPLATE)) if spec is not None else DEFAULT_TEMPLATE
 
 
-def build_zero_shot_tab(playground: Playground) -> dict[str, Any]:
+def build_zero_shot_tab(playground: Playground, identity: Identity) -> dict[str, Any]:
     from ui.models import describe_model
 
     with gr.Tab("Zero-shot", id="zero_shot_classification", elem_id="tab_zero_shot_classification"):
@@ -44,6 +46,7 @@ def build_zero_shot_tab(playground: Playground) -> dict[str, Any]:
                     lambda name: describe_model(playground, name) + "\n\n" + _method(playground, name),
                 )
                 text = gr.Textbox(lines=3, label="Text")
+                build_tokenizer_view(playground, model, text, "zero_shot_classification")
                 labels = gr.Textbox(label="Candidate labels (comma-separated)", placeholder="sports, politics, cooking")
                 template = gr.Textbox(value=_template(playground, model.value), label="Hypothesis template ({} = the label)")
                 multi_label = gr.Checkbox(value=False, label="Multi-label (each label scored on its own)")
@@ -64,12 +67,13 @@ def build_zero_shot_tab(playground: Playground) -> dict[str, Any]:
 
     def zero_shot_classification(
         model: str, text: str, candidate_labels: str, hypothesis_template: str, multi_label: bool,
-        progress: gr.Progress = gr.Progress(),
+        browser_id: str | None, request: gr.Request, progress: gr.Progress = gr.Progress(),
     ) -> tuple[Any, ...]:
         """Score candidate labels for a text without training. The last output is the JSON result."""
         with user_facing_errors():
             out = playground.zero_shot(
-                model, text, candidate_labels, hypothesis_template, multi_label, progress_fn(progress)
+                model, text, candidate_labels, hypothesis_template, multi_label, progress_fn(progress),
+                Identity.owner(browser_id, request),
             ).to_json()
         title = f"{out['method']} · {'multi-label' if out['multi_label'] else 'single-label (scores sum to 1)'}"
         return (
@@ -80,7 +84,7 @@ def build_zero_shot_tab(playground: Playground) -> dict[str, Any]:
 
     run.click(
         zero_shot_classification,
-        inputs=[model, text, labels, template, multi_label],
+        inputs=[model, text, labels, template, multi_label, identity.state],
         outputs=[chart, notes, result],
         api_name="zero_shot_classification",
     )
