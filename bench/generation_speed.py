@@ -145,15 +145,18 @@ def app_floor(client) -> float:
     return time.perf_counter() - start
 
 
-def start_app(port: int, db: Path, threads: int) -> subprocess.Popen:
+def start_app(port: int, db: Path, threads: int | None) -> subprocess.Popen:
+    """`python app.py` on `port` with its run log at `db`; `threads`: OMP_NUM_THREADS, or None
+    to leave torch's own choice (as the README's command does)."""
     env = {
         **os.environ,
-        "OMP_NUM_THREADS": str(threads),
         "GRADIO_SERVER_PORT": str(port),
         "GRADIO_SERVER_NAME": "127.0.0.1",
         "PLAYGROUND_DB_URL": f"sqlite:///{db}",
         "GRADIO_ANALYTICS_ENABLED": "False",
     }
+    if threads is not None:
+        env["OMP_NUM_THREADS"] = str(threads)
     process = subprocess.Popen(
         [sys.executable, str(ROOT / "app.py")], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
     )
