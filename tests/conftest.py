@@ -16,6 +16,7 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 from backend.playground import Playground  # noqa: E402
 from backend.settings import Settings  # noqa: E402
 from tests.tiny_models import build_tiny_gpt2  # noqa: E402
+from tests.offline import offline_settings
 
 
 @pytest.fixture(scope="session")
@@ -84,14 +85,7 @@ models:
 @pytest.fixture()
 def settings(tmp_path: Path, tiny_gpt2_dir: Path, corrupt_model_dir: Path) -> Settings:
     models = write_models_yaml(tmp_path / "models.yaml", tiny_gpt2_dir, corrupt_model_dir)
-    return Settings.from_env(
-        {
-            "PLAYGROUND_DB_URL": f"sqlite:///{tmp_path / 'runs.sqlite'}",
-            "PLAYGROUND_MODELS_FILE": str(models),
-            "HF_HUB_OFFLINE": "1",
-            "PLAYGROUND_DEVICE": "cpu",
-        }
-    )
+    return offline_settings(tmp_path, models)
 
 
 @pytest.fixture()
@@ -113,14 +107,7 @@ def served_app(tmp_path_factory: pytest.TempPathFactory, tiny_gpt2_dir: Path, co
     models = write_models_yaml(folder / "models.yaml", tiny_gpt2_dir, corrupt_model_dir, long_gpt2_dir)
     with models.open("a", encoding="utf-8") as f:
         f.write(task_models_yaml(folder / "models"))
-    settings = Settings.from_env(
-        {
-            "PLAYGROUND_DB_URL": f"sqlite:///{folder / 'runs.sqlite'}",
-            "PLAYGROUND_MODELS_FILE": str(models),
-            "HF_HUB_OFFLINE": "1",
-            "PLAYGROUND_DEVICE": "cpu",
-        }
-    )
+    settings = offline_settings(folder, models)
     pg = Playground(settings)
     demo = enable_queue(build_demo(pg))
     demo.launch(prevent_thread_lock=True, server_name="127.0.0.1", server_port=None, quiet=True)

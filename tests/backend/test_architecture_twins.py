@@ -6,7 +6,6 @@ and is checked against transformers' own reference on the same model."""
 from __future__ import annotations
 
 import threading
-from pathlib import Path
 
 import pytest
 import torch

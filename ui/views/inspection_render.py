@@ -51,6 +51,16 @@ def inspection_summary(inspection: Json) -> str:
     )
 
 
+def _text_heatmap(
+    z: list[list[float]], x: list[str], y: list[str], text: list[list[str]], colours: str, top: float, hover: str
+) -> go.Heatmap:
+    """A grid of probabilities with a label in every cell (x, y and text already escaped)."""
+    return go.Heatmap(
+        z=z, x=x, y=y, text=text, texttemplate="%{text}", textfont={"size": 13}, colorscale=colours,
+        zmin=0, zmax=top, hovertemplate=hover, colorbar={"title": "p"},
+    )
+
+
 def waterfall_figure(inspection: Json) -> go.Figure:
     """Stages as columns, candidates as rows (the chosen token marked): each cell is the
     candidate's probability after that stage; 0 means a stage removed it."""
@@ -62,19 +72,8 @@ def waterfall_figure(inspection: Json) -> go.Figure:
     text = [[("–" if p == 0 else f"{p:.3f}") for p in row] for row in z]
     columns = [_column(f"{k}. {stage['label']}") for k, stage in enumerate(stages)]
     figure = go.Figure(
-        go.Heatmap(
-            z=z,
-            x=columns,
-            y=rows,
-            text=text,
-            texttemplate="%{text}",
-            textfont={"size": 13},
-            colorscale="Blues",
-            zmin=0,
-            zmax=max(1e-9, max((max(r) for r in z), default=1.0)),
-            hovertemplate="%{y}<br>after %{x}: p %{z:.4f}<extra></extra>",
-            colorbar={"title": "p"},
-        )
+        _text_heatmap(z, columns, rows, text, "Blues", max(1e-9, max((max(r) for r in z), default=1.0)),
+                      "%{y}<br>after %{x}: p %{z:.4f}<extra></extra>")
     )
     figure.update_layout(
         title="Each stage of the chain: probability of the top candidates (▶ = the chosen token)",
@@ -195,19 +194,8 @@ def lens_figure(inspection: Json) -> go.Figure:
     z = [[c["prob"] for c in layer["top"]] for layer in lens]
     text = [[f"{'▶' if c['token_id'] == chosen else ''}{_token_label(c['text'])}" for c in layer["top"]] for layer in lens]
     figure.add_trace(
-        go.Heatmap(
-            z=z,
-            x=[f"guess {i + 1}" for i in range(k)],
-            y=names,
-            text=text,
-            texttemplate="%{text}",
-            textfont={"size": 13},
-            colorscale="Greens",
-            zmin=0,
-            zmax=1,
-            hovertemplate="%{y}<br>%{x}: %{text} p %{z:.4f}<extra></extra>",
-            colorbar={"title": "p"},
-        )
+        _text_heatmap(z, [f"guess {i + 1}" for i in range(k)], names, text, "Greens", 1.0,
+                      "%{y}<br>%{x}: %{text} p %{z:.4f}<extra></extra>")
     )
     figure.update_layout(
         title="Logit lens: the next-token guess read from each layer (▶ = the chosen token)",

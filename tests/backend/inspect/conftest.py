@@ -9,10 +9,12 @@ from pathlib import Path
 import pytest
 
 from backend.playground import Playground
-from backend.settings import REPO_ROOT, Settings
+from backend.settings import REPO_ROOT
 from tests.inspect_runs import MODELS
+from tests.offline import offline_settings
 from tests.tiny_models import build_tiny_gpt2, build_tiny_llama
 from tests.tiny_seq2seq import build_tiny_seq2seq
+
 
 @pytest.fixture(scope="session")
 def inspect_model_dirs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
@@ -43,15 +45,7 @@ def inspect_playground(tmp_path_factory: pytest.TempPathFactory, inspect_model_d
     )
     (folder / "models.yaml").write_text("models:" + entries, encoding="utf-8")
     pg = Playground(
-        Settings.from_env(
-            {
-                "PLAYGROUND_DB_URL": f"sqlite:///{folder / 'runs.sqlite'}",
-                "PLAYGROUND_MODELS_FILE": str(folder / "models.yaml"),
-                "HF_HUB_OFFLINE": "1",
-                "PLAYGROUND_DEVICE": "cpu",
-                "PLAYGROUND_MAX_LOADED_MODELS": "8",
-            }
-        )
+        offline_settings(folder, folder / "models.yaml", PLAYGROUND_MAX_LOADED_MODELS="8")
     )
     yield pg
     pg.close()

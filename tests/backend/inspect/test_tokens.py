@@ -9,7 +9,8 @@ from transformers import AutoTokenizer
 from backend.errors import InputError, UnknownModelError
 from backend.inspect.service import Inspector
 from backend.playground import Playground
-from backend.settings import REPO_ROOT, Settings
+from backend.settings import REPO_ROOT
+from tests.offline import offline_settings
 
 TEXT = "Return the <b>number</b> of items: naïve café, 3.14 — done.\nNext line [MASK] <mask>"
 
@@ -18,14 +19,7 @@ TEXT = "Return the <b>number</b> of items: naïve café, 3.14 — done.\nNext li
 def real_playground(tmp_path_factory: pytest.TempPathFactory) -> Playground:
     folder = tmp_path_factory.mktemp("tokens")
     pg = Playground(
-        Settings.from_env(
-            {
-                "PLAYGROUND_DB_URL": f"sqlite:///{folder / 'runs.sqlite'}",
-                "PLAYGROUND_MODELS_FILE": str(REPO_ROOT / "models.yaml"),
-                "HF_HUB_OFFLINE": "1",
-                "PLAYGROUND_DEVICE": "cpu",
-            }
-        )
+        offline_settings(folder, REPO_ROOT / "models.yaml")
     )
     yield pg
     pg.close()

@@ -16,7 +16,7 @@ from backend.generation import FinishReason, GenerationDone, GenerationEngine, G
 from backend.params import DecodingParams
 from backend.playground import GenerationRun, Playground
 from backend.registry import Family, LoadedModel, ModelRegistry, ModelSpec, Task
-from backend.settings import Settings
+from tests.offline import offline_settings
 from tests.tiny_seq2seq import ARCHITECTURES, CONTEXT, build_tiny_seq2seq
 
 PROMPT = "Return the number of items in the container."
@@ -62,14 +62,7 @@ def seq2seq_playground(tmp_path_factory: pytest.TempPathFactory, seq2seq_dirs) -
         for a, path in seq2seq_dirs.items()
     )
     (folder / "models.yaml").write_text("models:" + entries, encoding="utf-8")
-    settings = Settings.from_env(
-        {
-            "PLAYGROUND_DB_URL": f"sqlite:///{folder / 'runs.sqlite'}",
-            "PLAYGROUND_MODELS_FILE": str(folder / "models.yaml"),
-            "HF_HUB_OFFLINE": "1",
-            "PLAYGROUND_DEVICE": "cpu",
-        }
-    )
+    settings = offline_settings(folder, folder / "models.yaml")
     pg = Playground(settings)
     yield pg
     pg.close()

@@ -10,10 +10,10 @@ from backend.errors import InputError
 from backend.playground import Playground
 from backend.registry import ModelRegistry, Task
 from backend.runlog import RunStatus, recent_runs
-from backend.settings import Settings
 from backend.tasks import timed
 from backend.tasks.classification import classify
 from backend.tasks.fill_mask import fill_mask
+from tests.offline import offline_settings
 
 
 @pytest.fixture()
@@ -28,14 +28,7 @@ def playground(tmp_path: Path, encoder_registry: ModelRegistry) -> Playground:
         )
     models = tmp_path / "models.yaml"
     models.write_text("models:\n" + "".join(entries), encoding="utf-8")
-    settings = Settings.from_env(
-        {
-            "PLAYGROUND_DB_URL": f"sqlite:///{tmp_path / 'runs.sqlite'}",
-            "PLAYGROUND_MODELS_FILE": str(models),
-            "HF_HUB_OFFLINE": "1",
-            "PLAYGROUND_DEVICE": "cpu",
-        }
-    )
+    settings = offline_settings(tmp_path, models)
     pg = Playground(settings)
     yield pg
     pg.close()
