@@ -100,13 +100,17 @@ class CancelCriteria(StoppingCriteria):
 
 
 @dataclass(frozen=True)
-class _Prepared:
+class PreparedRun:
+    """A run ready to go: the input tokenized and checked against the context, the parameters
+    as they will be applied (seed chosen, max_new_tokens fitted) and the chain they make."""
+
     inputs: dict[str, torch.Tensor]
     prompt_tokens: int
     start_length: int  # length of the sequence generate() extends (prompt, or decoder start)
     params: DecodingParams
     notes: tuple[str, ...]
     eos_ids: tuple[int, ...]
+    chain: DecodingChain
 
     @property
     def input_token_ids(self) -> tuple[int, ...]:
@@ -133,15 +137,25 @@ class GenerationEngine:
 
         `truncate_input`: an encoder-decoder input longer than the model's context is cut to
         fit (and a note says so) instead of being refused."""
+        yield from self.run(loaded, self.prepare(loaded, prompt, params, truncate_input=truncate_input), cancel)
+
+    def prepare(
+        self, loaded: LoadedModel, prompt: str, params: DecodingParams, *, truncate_input: bool = False
+    ) -> PreparedRun:
+        """Tokenize and check the input, fit the parameters, choose the seed (when none is given)
+        and build the chain: everything a run is before its first token (raises InputError)."""
         prepared = _prepare(loaded, prompt, params, truncate_input)
         seed = params.seed if params.seed is not None else secrets.randbelow(2**31)
         applied = replace(prepared.params, seed=seed)
-        chain = decoding_chain(loaded, applied, prepared.start_length)
+        return replace(prepared, params=applied)  # (the chain does not depend on the seed)
+
+    def run(self, loaded: LoadedModel, prepared: PreparedRun, cancel: threading.Event) -> Iterator[GenerationEvent]:
+        """Run a prepared generation: TokenEvents (streaming modes only), then GenerationDone."""
         with self._lock:
-            if applied.streams:
-                yield from _stream_one(loaded, prepared, applied, chain, cancel)
+            if prepared.params.streams:
+                yield from _stream_one(loaded, prepared, cancel)
             else:
-                yield from _generate_many(loaded, prepared, applied, chain, cancel)
+                yield from _generate_many(loaded, prepared, cancel)
 
 
     @contextmanager
@@ -181,7 +195,7 @@ def eos_ids(loaded: LoadedModel) -> tuple[int, ...]:
     return tuple(eos) if isinstance(eos, (list, tuple)) else (int(eos),)
 
 
-def _prepare(loaded: LoadedModel, prompt: str, params: DecodingParams, truncate_input: bool) -> _Prepared:
+def _prepare(loaded: LoadedModel, prompt: str, params: DecodingParams, truncate_input: bool) -> PreparedRun:
     spec = loaded.spec
     if not prompt or not prompt.strip():
         raise InputError("prompt", "prompt must be non-empty text, got an empty prompt.")
@@ -224,7 +238,8 @@ def _prepare(loaded: LoadedModel, prompt: str, params: DecodingParams, truncate_
     inputs = {k: v.to(loaded.device) for k, v in encoded.items() if k in ("input_ids", "attention_mask")}
     ignored = ModelRules.from_generation_config(loaded.model.generation_config).ignored
     notes.extend(f"the checkpoint's generation_config sets {name}, which this playground does not apply" for name in ignored)
-    return _Prepared(inputs, n, start_length(loaded, n), params, tuple(notes), eos_ids(loaded))
+    chain = decoding_chain(loaded, params, start_length(loaded, n))
+    return PreparedRun(inputs, n, start_length(loaded, n), params, tuple(notes), eos_ids(loaded), chain)
 
 
 def input_token_ids(loaded: LoadedModel, text: str) -> tuple[int, ...]:
@@ -235,7 +250,7 @@ def input_token_ids(loaded: LoadedModel, text: str) -> tuple[int, ...]:
 
 
 def _generate_kwargs(
-    loaded: LoadedModel, prepared: _Prepared, params: DecodingParams, cancel: threading.Event
+    loaded: LoadedModel, prepared: PreparedRun, params: DecodingParams, cancel: threading.Event
 ) -> dict[str, Any]:
     kwargs: dict[str, Any] = neutral_generate_kwargs(params)
     kwargs["stopping_criteria"] = StoppingCriteriaList([CancelCriteria(cancel)])
@@ -265,9 +280,8 @@ def _run_in_thread(target: Any) -> tuple[threading.Thread, dict[str, BaseExcepti
     return thread, errors
 
 
-def _stream_one(
-    loaded: LoadedModel, prepared: _Prepared, params: DecodingParams, chain: DecodingChain, cancel: threading.Event
-) -> Iterator[GenerationEvent]:
+def _stream_one(loaded: LoadedModel, prepared: PreparedRun, cancel: threading.Event) -> Iterator[GenerationEvent]:
+    params, chain = prepared.params, prepared.chain
     raw_tap, final_tap = RawTap(), FinalTap()
     meter = MemoryMeter(loaded.device)
     streamer = StepStreamer(raw_tap, final_tap, meter.tick)
@@ -346,9 +360,8 @@ def _next_batch(streamer: StepStreamer, *, first: bool) -> tuple[list[PendingSte
 # -- the non-streaming path (beams, several sequences) ----------------------------------------
 
 
-def _generate_many(
-    loaded: LoadedModel, prepared: _Prepared, params: DecodingParams, chain: DecodingChain, cancel: threading.Event
-) -> Iterator[GenerationEvent]:
+def _generate_many(loaded: LoadedModel, prepared: PreparedRun, cancel: threading.Event) -> Iterator[GenerationEvent]:
+    params, chain = prepared.params, prepared.chain
     meter = MemoryMeter(loaded.device)
     kwargs = _generate_kwargs(loaded, prepared, params, cancel)
     kwargs.update(
@@ -426,7 +439,7 @@ def token_decoder(tokenizer: Any) -> Callable[[int], str]:
 
 def _finish_sequence(
     loaded: LoadedModel,
-    prepared: _Prepared,
+    prepared: PreparedRun,
     params: DecodingParams,
     token_ids: tuple[int, ...],
     steps: tuple[TokenStep, ...],

@@ -25,8 +25,8 @@ class RunMetrics:
     tpot_s: float | None  # None with fewer than two tokens
     tokens_per_s: float | None
     total_s: float
-    peak_memory_bytes: int
-    memory_kind: str  # "rss" (CPU process) or "cuda_max_allocated"
+    peak_memory_bytes: int | None  # None when the run was not measured to its end (the client left)
+    memory_kind: str | None  # "rss" (CPU process) or "cuda_max_allocated"
 
     @classmethod
     def from_times(
@@ -36,8 +36,8 @@ class RunMetrics:
         token_times: list[float],
         end: float,
         prompt_tokens: int,
-        peak_memory_bytes: int,
-        memory_kind: str,
+        peak_memory_bytes: int | None,
+        memory_kind: str | None,
     ) -> RunMetrics:
         n = len(token_times)
         ttft = token_times[0] - start if n else None

@@ -10,17 +10,21 @@ from __future__ import annotations
 import json
 import logging
 import threading
-from collections.abc import Callable, Iterator, Mapping
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
 from backend.errors import PlaygroundError
+from backend.capture import TokenStep
 from backend.generation import FinishReason, GenerationDone, GenerationEngine, GenerationResult, TokenEvent
 from backend.inspect.service import Inspector
+from backend.metrics import RunMetrics
 from backend.params import DecodingParams
+from backend.tasks.encoding import require_text
 from backend.registry import LoadedModel, ModelRegistry, ModelSpec, ProgressFn, Task, load_specs
-from backend.runlog import RunLog, RunRecord, RunStatus, add_run
+from backend.runlog import RunLog, RunRecord, RunRecorder, RunStatus, add_run, interrupt_unfinished
 from backend.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -79,6 +83,12 @@ class GenerationRun:
         }
 
 
+def _generation_result(chain: Sequence[str], notes: Sequence[str], input_token_ids: Sequence[int]) -> dict[str, Any]:
+    """The run log's `result` of a generation: what the inspector and the history need besides
+    the columns (the chain's stage names, the notes, the tokens the model read)."""
+    return {"chain": list(chain), "notes": list(notes), "input_token_ids": list(input_token_ids)}
+
+
 @dataclass(frozen=True)
 class TaskOutput:
     """What a non-generative task returns: a one-line summary (logged as the run's output), a
@@ -113,6 +123,10 @@ class Playground:
         )
         self.engine = GenerationEngine()
         self.runlog = RunLog(settings.db_url)
+        with self.runlog.session() as session, session.begin():
+            interrupted = interrupt_unfinished(session)
+        if interrupted:
+            log.warning("runs %s were left running by an app that ended: marked interrupted", interrupted)
         self.inspector = Inspector(self.registry, self.engine, self.runlog, shared=settings.shared_history)
 
     def close(self) -> None:
@@ -167,68 +181,94 @@ class Playground:
             "params": dict(params),
             "owner": owner,
         }
-        steps: list[Any] = []
+        recorder: RunRecorder | None = None
+        steps: list[TokenStep] = []
+        prompt_tokens = 0
+        started = time.perf_counter()
         try:
-            with self._failures_logged(record):
+            with self._failures_logged(record, lambda: recorder):
+                text = require_text(input_name, prompt)
                 decoding = DecodingParams.from_mapping(params)
                 record["params"] = decoding.to_dict()
                 loaded = self.registry.get(model, task, progress)
-                truncate = task is not Task.TEXT_GENERATION
-                model_input = loaded.spec.prefix + prompt if prompt.strip() else prompt
-                for event in self.engine.stream(loaded, model_input, decoding, cancel, truncate_input=truncate):
+                truncate = task is not Task.TEXT_GENERATION  # summaries and translations cut a long input
+                prepared = self.engine.prepare(loaded, loaded.spec.prefix + text, decoding, truncate_input=truncate)
+                record.update(params=prepared.params.to_dict(), seed=prepared.params.seed)
+                prompt_tokens = prepared.prompt_tokens
+                recorder = RunRecorder(
+                    self.runlog,
+                    RunRecord(
+                        status=RunStatus.RUNNING,
+                        result=_generation_result(prepared.chain.names, prepared.notes, prepared.input_token_ids),
+                        metrics={"prompt_tokens": prepared.prompt_tokens},
+                        **record,
+                    ),
+                )
+                for event in self.engine.run(loaded, prepared, cancel):
                     if isinstance(event, TokenEvent):
                         steps.append(event.step)
+                        recorder.add(event.step)
                         yield event
                         continue
                     assert isinstance(event, GenerationDone)
                     result = event.result
                     status = RunStatus.CANCELLED if result.finish_reason == FinishReason.CANCELLED else RunStatus.OK
-                    run_id = self._log(
-                        RunRecord(
-                            status=status,
-                            seed=result.seed,
-                            output=result.text,
-                            finish_reason=result.finish_reason,
-                            result={
-                                "sequences": [{"text": s.text, "score": s.score} for s in result.sequences],
-                                "chain": result.chain.names,
-                                "notes": list(result.notes),
-                                "input_token_ids": list(result.input_token_ids),
-                            },
-                            metrics=result.metrics.to_dict(),
-                            steps=result.steps,
-                            **{**record, "params": result.params.to_dict()},
-                        )
+                    result_json = _generation_result(result.chain.names, result.notes, result.input_token_ids)
+                    result_json["sequences"] = [{"text": s.text, "score": s.score} for s in result.sequences]
+                    run_id = recorder.end(
+                        status,
+                        result.steps,
+                        output=result.text,
+                        finish_reason=result.finish_reason,
+                        result=result_json,
+                        params=result.params.to_dict(),
+                        metrics=result.metrics.to_dict(),
                     )
                     yield GenerationRun(run_id, result, model)
         except GeneratorExit:
             # The consumer left (browser closed, API job cancelled): the engine has stopped the
-            # worker; keep what was generated.
-            self._log(
-                RunRecord(
-                    status=RunStatus.CANCELLED,
+            # worker; keep what was generated, with the seed, the params and the times.
+            metrics = RunMetrics.from_times(
+                start=0.0,
+                token_times=[s.elapsed_s for s in steps],
+                end=time.perf_counter() - started,
+                prompt_tokens=prompt_tokens,
+                peak_memory_bytes=None,
+                memory_kind=None,
+            ).to_dict()
+            if recorder is not None:
+                recorder.end(
+                    RunStatus.CANCELLED,
                     output="".join(s.text for s in steps),
                     finish_reason=FinishReason.CANCELLED,
-                    steps=steps,
-                    **record,
+                    metrics=metrics,
                 )
-            )
+            else:
+                self._log(RunRecord(status=RunStatus.CANCELLED, finish_reason=FinishReason.CANCELLED, **record))
             raise
 
     @contextmanager
-    def _failures_logged(self, record: dict[str, Any]) -> Iterator[None]:
+    def _failures_logged(
+        self, record: dict[str, Any], started: Callable[[], RunRecorder | None] = lambda: None
+    ) -> Iterator[None]:
         """Log a failed run (as `record` stands when it fails) as an error, then re-raise: a
         PlaygroundError is the person's input or a model that cannot serve; anything else is a
-        bug or a runtime failure, logged with its traceback."""
+        bug or a runtime failure, logged with its traceback. A run already `started` in the log
+        is ended as an error (its steps stay); otherwise an error run is logged."""
         try:
             yield
-        except PlaygroundError as exc:
-            log.warning("%s run on %r failed: %s", record["task"], record["model"], exc)
-            self._log(RunRecord(status=RunStatus.ERROR, error=str(exc), **record))
-            raise
         except Exception as exc:
-            log.exception("%s run on %r failed", record["task"], record["model"])
-            self._log(RunRecord(status=RunStatus.ERROR, error=f"{type(exc).__name__}: {exc}", **record))
+            if isinstance(exc, PlaygroundError):
+                log.warning("%s run on %r failed: %s", record["task"], record["model"], exc)
+                error = str(exc)
+            else:
+                log.exception("%s run on %r failed", record["task"], record["model"])
+                error = f"{type(exc).__name__}: {exc}"
+            recorder = started()
+            if recorder is not None:
+                recorder.end(RunStatus.ERROR, error=error)
+            else:
+                self._log(RunRecord(status=RunStatus.ERROR, error=error, **record))
             raise
 
     # -- the other tasks --------------------------------------------------------------------

@@ -10,8 +10,9 @@ keyed by run_id). The caller opens the session and keeps it short:
 from __future__ import annotations
 
 import enum
+import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -26,9 +27,11 @@ from backend.capture import TokenStep
 
 
 class RunStatus(enum.Enum):
+    RUNNING = "running"  # started, not ended yet (its token steps arrive in small batches)
     OK = "ok"
     ERROR = "error"
-    CANCELLED = "cancelled"
+    CANCELLED = "cancelled"  # stopped by the person (Stop, a cancelled API job, a closed browser)
+    INTERRUPTED = "interrupted"  # the app ended while it ran (found "running" at the next start)
 
 
 def _utcnow() -> datetime:
@@ -138,25 +141,108 @@ def add_run(session: Session, record: RunRecord) -> int:
     )
     session.add(run)
     session.flush()
-    if record.steps:
-        session.execute(
-            TokenStepRow.__table__.insert(),
-            [
-                {
-                    "run_id": run.id,
-                    "position": s.position,
-                    "token_id": s.token_id,
-                    "text": s.text,
-                    "prob": s.prob,
-                    "raw_prob": s.raw_prob,
-                    "entropy": s.entropy,
-                    "raw_entropy": s.raw_entropy,
-                    "alternatives": s.to_dict()["alternatives"],
-                }
-                for s in record.steps
-            ],
-        )
+    add_steps(session, run.id, record.steps)
     return run.id
+
+
+def add_steps(session: Session, run_id: int, steps: Sequence[TokenStep]) -> None:
+    """Insert token steps of a run (not committed)."""
+    if not steps:
+        return
+    session.execute(
+        TokenStepRow.__table__.insert(),
+        [
+            {
+                "run_id": run_id,
+                "position": s.position,
+                "token_id": s.token_id,
+                "text": s.text,
+                "prob": s.prob,
+                "raw_prob": s.raw_prob,
+                "entropy": s.entropy,
+                "raw_entropy": s.raw_entropy,
+                "alternatives": s.to_dict()["alternatives"],
+            }
+            for s in steps
+        ],
+    )
+
+
+def end_run(
+    session: Session,
+    run_id: int,
+    status: RunStatus,
+    *,
+    metrics: dict[str, Any] | None = None,
+    **fields: Any,
+) -> None:
+    """Record how a started run ended: its status, and any of output, error, finish_reason,
+    result, seed, params and the metrics (not committed)."""
+    run = session.get(Run, run_id)
+    if run is None:
+        raise KeyError(run_id)
+    run.status = status.value
+    for name, value in fields.items():
+        setattr(run, name, value)
+    for name, value in (metrics or {}).items():
+        if name in _METRIC_COLUMNS:
+            setattr(run, name, value)
+
+
+def interrupt_unfinished(session: Session) -> list[int]:
+    """Runs left "running" by an app that ended (a crash, kill -9, a restart) become
+    "interrupted", with the tokens that reached the log as their output (not committed)."""
+    ended = list(session.scalars(select(Run).where(Run.status == RunStatus.RUNNING.value)))
+    for run in ended:
+        run.status = RunStatus.INTERRUPTED.value
+        run.finish_reason = RunStatus.INTERRUPTED.value
+        run.output = "".join(step.text for step in run.steps)
+        run.new_tokens = len(run.steps)
+    return [run.id for run in ended]
+
+
+class RunRecorder:
+    """One run's rows, written as it goes: the run when it starts (status "running"), its token
+    steps in small batches while it streams, and how it ended. A crash loses at most the steps
+    of the last FLUSH_SECONDS (or FLUSH_STEPS steps); the next start marks the run "interrupted".
+    Used by the thread that consumes the stream, never by the generation thread."""
+
+    #: Steps are written at least this often while a run streams...
+    FLUSH_SECONDS = 0.5
+    #: ...and whenever this many are waiting.
+    FLUSH_STEPS = 64
+
+    def __init__(self, runlog: RunLog, record: RunRecord) -> None:
+        self.runlog = runlog
+        with runlog.session() as session, session.begin():
+            self.run_id = add_run(session, replace(record, status=RunStatus.RUNNING, steps=()))
+        self._waiting: list[TokenStep] = []
+        self._written = 0
+        self._last_flush = time.perf_counter()
+
+    def add(self, step: TokenStep) -> None:
+        self._waiting.append(step)
+        if len(self._waiting) >= self.FLUSH_STEPS or time.perf_counter() - self._last_flush >= self.FLUSH_SECONDS:
+            self.flush()
+
+    def flush(self) -> None:
+        if self._waiting:
+            with self.runlog.session() as session, session.begin():
+                add_steps(session, self.run_id, self._waiting)
+            self._written += len(self._waiting)
+            self._waiting = []
+        self._last_flush = time.perf_counter()
+
+    def end(self, status: RunStatus, steps: Sequence[TokenStep] | None = None, **fields: Any) -> int:
+        """Write the steps not written yet and how the run ended. `steps`: all of the run's
+        steps when the caller has them (a beam search streams none); else those add() got."""
+        rest = self._waiting if steps is None else list(steps)[self._written :]
+        with self.runlog.session() as session, session.begin():
+            add_steps(session, self.run_id, rest)
+            end_run(session, self.run_id, status, **fields)
+        self._written += len(rest)
+        self._waiting = []
+        return self.run_id
 
 
 def recent_runs(session: Session, limit: int = 50, task: str | None = None) -> list[Run]:

@@ -132,7 +132,8 @@ def metrics_markdown(metrics: RunMetrics, *, seed: int, finish_reason: str, chai
     line = (
         f"**TTFT** {_ms(metrics.ttft_s)} · **TPOT** {_ms(metrics.tpot_s)} · **throughput** {rate} · "
         f"**prompt** {metrics.prompt_tokens} tokens · **new** {metrics.new_tokens} tokens · "
-        f"**{memory}** {metrics.peak_memory_bytes / 2**20:.0f} MiB · **seed** {seed} · **finish** {finish_reason}"
+        f"**{memory}** {'n/a' if metrics.peak_memory_bytes is None else f'{metrics.peak_memory_bytes / 2**20:.0f} MiB'} · "
+        f"**seed** {seed} · **finish** {finish_reason}"
     )
     lines = [line, f"**decoding chain:** {html.escape(chain)}"]
     lines.extend(f"**note:** {html.escape(note)}" for note in notes)

@@ -23,9 +23,18 @@ _NO_LIMIT = 1_000_000
 
 
 def require_text(field: str, text: object) -> str:
-    """The text itself, or InputError when it is not a string with something besides spaces."""
+    """The text itself, or InputError when it is not a string with something besides spaces, or
+    not valid Unicode (a lone surrogate, which no tokenizer can encode)."""
     if not isinstance(text, str) or not text.strip():
         raise InputError(field, f"{field} must be non-empty text, got {text!r}.")
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise InputError(
+            field,
+            f"{field} must be valid Unicode text, got a lone surrogate (U+{ord(text[exc.start]):04X}) at character "
+            f"{exc.start} (text pasted from a broken source?).",
+        ) from None
     return text
 
 

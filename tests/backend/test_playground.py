@@ -84,3 +84,80 @@ def test_an_abandoned_stream_is_logged_as_cancelled(playground) -> None:
 def test_sqlite_runs_in_wal_mode(playground) -> None:
     with playground.runlog.engine.connect() as connection:
         assert connection.execute(text("PRAGMA journal_mode")).scalar() == "wal"
+
+
+def test_a_run_is_in_the_log_from_its_start_and_its_steps_arrive_while_it_streams(playground, monkeypatch) -> None:
+    from backend.runlog import RunRecorder
+
+    monkeypatch.setattr(RunRecorder, "FLUSH_STEPS", 4)  # small batches, to see them arrive
+    seen: list[tuple[str, int]] = []
+    stream = playground.text_generation(
+        "tiny-gpt2", "Return the", {"max_new_tokens": 40, "seed": 3}, threading.Event(), owner="session:s"
+    )
+    for event in stream:
+        if isinstance(event, TokenEvent) and event.step.position in (0, 10, 30):
+            with playground.runlog.session() as session:
+                row = session.scalars(select(Run).order_by(Run.id.desc())).first()
+                seen.append((row.status, len(row.steps)))
+                assert row.seed == 3 and row.owner == "session:s" and row.prompt_tokens > 0
+    assert [status for status, _ in seen] == ["running"] * 3
+    written = [n for _, n in seen]
+    assert written[0] == 0 and 8 <= written[1] <= 11 and 28 <= written[2] <= 31  # at most FLUSH_STEPS behind
+    with playground.runlog.session() as session:
+        row = session.scalars(select(Run).order_by(Run.id.desc())).first()
+        assert row.status == "ok" and len(row.steps) == 40 and [s.position for s in row.steps] == list(range(40))
+        assert session.scalar(select(text("count(*)")).select_from(Run)) == 1  # one row, updated, not two
+
+
+def test_an_abandoned_stream_keeps_its_seed_params_and_times(playground) -> None:
+    stream = playground.text_generation("tiny-gpt2", "Return the", {"max_new_tokens": 100, "temperature": 0.9}, threading.Event())
+    for _ in range(5):
+        next(stream)
+    stream.close()  # job.cancel(), or the browser went away
+    with playground.runlog.session() as session:
+        row = session.scalars(select(Run).order_by(Run.id.desc())).first()
+        assert row.status == "cancelled" and row.finish_reason == "cancelled"
+        assert row.seed is not None and row.params["temperature"] == 0.9 and row.params["seed"] == row.seed
+        assert row.new_tokens == len(row.steps) >= 5 and row.ttft_s > 0 and row.total_s >= row.ttft_s
+        assert row.prompt_tokens == 2 and row.output == "".join(s.text for s in row.steps)
+        assert row.result["input_token_ids"] and row.result["chain"] == ["temperature"]
+
+
+def test_runs_left_running_by_an_app_that_ended_are_interrupted_at_the_next_start(settings) -> None:
+    from backend.playground import Playground
+    from backend.runlog import RunRecord, RunRecorder, RunStatus
+
+    first = Playground(settings)
+    stream = first.text_generation("tiny-gpt2", "Return the", {"max_new_tokens": 100}, threading.Event())
+    for _ in range(3):
+        next(stream)
+    recorder = RunRecorder(
+        first.runlog,
+        RunRecord(task="text-generation", model="tiny-gpt2", status=RunStatus.RUNNING, input={"prompt": "x"}, params={}),
+    )
+    steps = [event.step for event in [next(stream) for _ in range(3)]]
+    for step in steps:
+        recorder.add(step)
+    recorder.flush()  # what reached the log before the crash
+    first.runlog.dispose()  # the process "dies": nothing more is written
+    second = Playground(settings)
+    with second.runlog.session() as session:
+        row = session.get(Run, recorder.run_id)
+        assert row.status == "interrupted" and row.finish_reason == "interrupted"
+        assert row.new_tokens == 3 and row.output == "".join(s.text for s in steps)
+    stream.close()
+    second.close()
+
+
+def test_a_failure_after_the_start_ends_the_started_run_as_an_error(playground, monkeypatch) -> None:
+    def broken(*args, **kwargs):
+        raise RuntimeError("the model fell over")
+
+    loaded = playground.registry.get("tiny-gpt2")
+    monkeypatch.setattr(loaded.model, "generate", broken)
+    with pytest.raises(RuntimeError):
+        list(playground.text_generation("tiny-gpt2", "Return the", {"max_new_tokens": 4}, threading.Event()))
+    with playground.runlog.session() as session:
+        rows = session.scalars(select(Run)).all()
+    assert [(r.status, r.error) for r in rows] == [("error", "RuntimeError: the model fell over")]
+    assert rows[0].seed is not None and rows[0].prompt_tokens == 2
