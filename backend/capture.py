@@ -17,6 +17,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
@@ -68,6 +69,24 @@ class TokenStep:
             ],
             "elapsed_s": self.elapsed_s,
         }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> TokenStep:
+        """The inverse of to_dict (a step read back from the run log or an export)."""
+        return cls(
+            position=int(data["position"]),
+            token_id=int(data["token_id"]),
+            text=str(data["text"]),
+            prob=float(data["prob"]),
+            raw_prob=float(data["raw_prob"]),
+            entropy=float(data["entropy"]),
+            raw_entropy=float(data["raw_entropy"]),
+            alternatives=tuple(
+                Alternative(int(a["token_id"]), str(a["text"]), float(a["prob"]), float(a["raw_prob"]))
+                for a in data["alternatives"]
+            ),
+            elapsed_s=float(data.get("elapsed_s") or 0.0),
+        )
 
 
 @dataclass(frozen=True)

@@ -333,7 +333,7 @@ def _stream_one(loaded: LoadedModel, prepared: PreparedRun, cancel: threading.Ev
         peak_memory_bytes=meter.finish(),
         memory_kind=meter.kind,
     )
-    yield GenerationDone(GenerationResult((sequence,), metrics, params.seed, params, chain, prepared.notes, prepared.input_token_ids))
+    yield GenerationDone(_result(prepared, (sequence,), metrics))
 
 
 #: The consumer hands out the first token at once, then sleeps through windows of this length
@@ -409,7 +409,12 @@ def _generate_many(loaded: LoadedModel, prepared: PreparedRun, cancel: threading
         peak_memory_bytes=meter.finish(),
         memory_kind=meter.kind,
     )
-    yield GenerationDone(GenerationResult(tuple(sequences), metrics, params.seed, params, chain, prepared.notes, prepared.input_token_ids))
+    yield GenerationDone(_result(prepared, tuple(sequences), metrics))
+
+
+def _result(prepared: PreparedRun, sequences: tuple[GeneratedSequence, ...], metrics: RunMetrics) -> GenerationResult:
+    params = prepared.params
+    return GenerationResult(sequences, metrics, params.seed, params, prepared.chain, prepared.notes, prepared.input_token_ids)
 
 
 def _strip_after_eos(ids: list[int], eos_ids: Sequence[int], steps: int) -> list[int]:

@@ -10,12 +10,22 @@ one person's prompts to another.
 
 from __future__ import annotations
 
+import csv
+import io
+import json
 import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
 
+from sqlalchemy import Select, Text, cast, false, or_, select
 from sqlalchemy.orm import Session
 
 from backend.errors import ParameterError, RunAccessError
-from backend.runlog import Run
+from backend.registry import Task
+from backend.runlog import Run, RunStatus
+from backend.tasks.encoding import valid_unicode
 
 #: What a browser id looks like (the page makes one with crypto.randomUUID()).
 _BROWSER_ID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
@@ -55,3 +65,125 @@ def owned_run(session: Session, run_id: object, owner: str, *, shared: bool) -> 
     if not shared and (run.owner is None or owner == NOBODY or run.owner != owner):
         raise RunAccessError(rid)
     return run
+
+
+# -- the history: listing, reading, exporting ---------------------------------------------------
+
+#: Runs listed at most per query.
+MAX_LIMIT = 1000
+DEFAULT_LIMIT = 50
+#: Longest text search.
+MAX_SEARCH_CHARS = 200
+EXPORT_FORMATS = ("jsonl", "csv")
+#: The columns of a run, as the history lists and exports them (the CSV's header).
+RUN_FIELDS = (
+    "id", "created_at", "task", "model", "status", "seed", "finish_reason", "prompt_tokens", "new_tokens",
+    "ttft_s", "tpot_s", "tokens_per_s", "total_s", "peak_memory_bytes", "memory_kind", "input", "params",
+    "output", "error",
+)
+
+
+@dataclass(frozen=True)
+class HistoryQuery:
+    """Filters of the history; empty means "all"."""
+
+    task: str | None = None  # a task name (text-generation, fill-mask...)
+    model: str | None = None  # a model name, exactly
+    status: str | None = None  # running, ok, error, cancelled, interrupted
+    search: str | None = None  # text in the input or the output (case-insensitive)
+    limit: int = DEFAULT_LIMIT
+
+    @classmethod
+    def of(
+        cls, task: object = None, model: object = None, status: object = None, search: object = None, limit: object = None
+    ) -> HistoryQuery:
+        """From loosely typed values (a form, an API call); an invalid one names its rule."""
+
+        def optional_text(name: str, value: object, choices: tuple[str, ...] | None = None, longest: int = 200) -> str | None:
+            if value is None or (isinstance(value, str) and value.strip() in ("", "all")):
+                return None
+            if not isinstance(value, str):
+                raise ParameterError(name, "text", value)
+            value = value.strip()
+            if choices is not None and value not in choices:
+                raise ParameterError(name, f"empty or one of {', '.join(choices)}", value)
+            if len(value) > longest:
+                raise ParameterError(name, f"at most {longest} characters", f"{len(value)} characters")
+            return valid_unicode(name, value)
+
+        if limit is None or limit == "":
+            count = DEFAULT_LIMIT
+        else:
+            if isinstance(limit, float) and limit.is_integer():
+                limit = int(limit)
+            if not isinstance(limit, int) or isinstance(limit, bool) or not 1 <= limit <= MAX_LIMIT:
+                raise ParameterError("limit", f"an integer in [1, {MAX_LIMIT}]", limit)
+            count = limit
+        return cls(
+            task=optional_text("task", task, tuple(t.value for t in Task)),
+            model=optional_text("model", model),
+            status=optional_text("status", status, tuple(s.value for s in RunStatus)),
+            search=optional_text("search", search, longest=MAX_SEARCH_CHARS),
+            limit=count,
+        )
+
+
+def _visible(query: Select, owner: str, shared: bool) -> Select:
+    if shared:
+        return query
+    if owner == NOBODY:
+        return query.where(false())
+    return query.where(Run.owner == owner)
+
+
+def list_runs(session: Session, owner: str, query: HistoryQuery, *, shared: bool) -> list[Run]:
+    """The owner's runs (everyone's when shared) that match, newest first."""
+    select_runs = _visible(select(Run), owner, shared).order_by(Run.id.desc()).limit(query.limit)
+    if query.task:
+        select_runs = select_runs.where(Run.task == query.task)
+    if query.model:
+        select_runs = select_runs.where(Run.model == query.model)
+    if query.status:
+        select_runs = select_runs.where(Run.status == query.status)
+    if query.search:
+        pattern = "%" + query.search.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+        select_runs = select_runs.where(
+            or_(cast(Run.input, Text).ilike(pattern, escape="\\"), Run.output.ilike(pattern, escape="\\"))
+        )
+    return list(session.scalars(select_runs))
+
+
+def _plain(value: Any) -> Any:
+    return value.isoformat() if isinstance(value, datetime) else value
+
+
+def run_row(run: Run) -> dict[str, Any]:
+    """A run's columns as JSON (the history's list, the CSV export)."""
+    return {name: _plain(getattr(run, name)) for name in RUN_FIELDS}
+
+
+def run_json(run: Run) -> dict[str, Any]:
+    """A whole run: its columns, its result and its token steps."""
+    return {
+        **run_row(run),
+        "result": run.result,
+        "steps": [step.to_step().to_dict() for step in run.steps],
+    }
+
+
+def export_jsonl(runs: Sequence[Run]) -> str:
+    """One JSON object per line: each run with its token steps."""
+    return "".join(json.dumps(run_json(run), ensure_ascii=False) + "\n" for run in runs)
+
+
+def export_csv(runs: Sequence[Run]) -> str:
+    """One row per run (input, params and result as JSON text)."""
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(RUN_FIELDS)
+    for run in runs:
+        row = run_row(run)
+        writer.writerow(
+            [json.dumps(row[n], ensure_ascii=False) if isinstance(row[n], (dict, list)) else row[n] for n in RUN_FIELDS]
+        )
+    return out.getvalue()

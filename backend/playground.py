@@ -16,10 +16,11 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
-from backend.errors import PlaygroundError
+from backend.errors import ParameterError, PlaygroundError
 from backend.capture import TokenStep
 from backend.generation import FinishReason, GenerationDone, GenerationEngine, GenerationResult, TokenEvent
-from backend.inspect.service import Inspector
+from backend.history import EXPORT_FORMATS, HistoryQuery, export_csv, export_jsonl, list_runs, owned_run, run_json, run_row
+from backend.inspect.service import GENERATIVE_TASKS, Inspector
 from backend.metrics import RunMetrics
 from backend.params import DecodingParams
 from backend.tasks.encoding import require_text
@@ -87,6 +88,35 @@ def _generation_result(chain: Sequence[str], notes: Sequence[str], input_token_i
     """The run log's `result` of a generation: what the inspector and the history need besides
     the columns (the chain's stage names, the notes, the tokens the model read)."""
     return {"chain": list(chain), "notes": list(notes), "input_token_ids": list(input_token_ids)}
+
+
+@dataclass(frozen=True)
+class Replay:
+    """A run run again: whether it gave the same tokens (or result) as the original."""
+
+    original_id: int
+    run_id: int
+    identical: bool
+    first_difference: int | None  # a generation's first position where the token ids differ
+    run: dict[str, Any]  # the replay's own result, as its endpoint returns it
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "replay_of": self.original_id,
+            "run_id": self.run_id,
+            "identical": self.identical,
+            "first_difference": self.first_difference,
+            "run": self.run,
+        }
+
+
+def _without_timing(value: Any) -> Any:
+    """A task's result without its wall-clock fields (they differ from one run to the next)."""
+    if isinstance(value, dict):
+        return {k: _without_timing(v) for k, v in value.items() if k not in ("seconds", "total_s")}
+    if isinstance(value, list):
+        return [_without_timing(v) for v in value]
+    return value
 
 
 @dataclass(frozen=True)
@@ -227,7 +257,10 @@ class Playground:
                     yield GenerationRun(run_id, result, model)
         except GeneratorExit:
             # The consumer left (browser closed, API job cancelled): the engine has stopped the
-            # worker; keep what was generated, with the seed, the params and the times.
+            # worker; keep what was generated, with the seed, the params and the times. (A
+            # consumer that closes the stream after the GenerationRun leaves a finished run alone.)
+            if recorder is not None and recorder.ended:
+                raise
             metrics = RunMetrics.from_times(
                 start=0.0,
                 token_times=[s.elapsed_s for s in steps],
@@ -333,7 +366,7 @@ class Playground:
         from backend.tasks import timed, token_classification
 
         return self.run_task(
-            Task.TOKEN_CLASSIFICATION, model, {"text": text}, {"aggregation": aggregation},
+            Task.TOKEN_CLASSIFICATION, model, {"text": text}, {"aggregation_strategy": aggregation},
             lambda loaded: timed(token_classification.ner, loaded, text, aggregation), progress, owner,
         )
 
@@ -351,7 +384,9 @@ class Playground:
             lambda loaded: timed(question_answering.answer, loaded, question, context, **params), progress, owner,
         )
 
-    def fill_mask(self, model: str, text: str, top_k: int, progress: ProgressFn | None = None, owner: str | None = None) -> TaskRun:
+    def fill_mask(
+        self, model: str, text: str, top_k: int, progress: ProgressFn | None = None, owner: str | None = None
+    ) -> TaskRun:
         from backend.tasks import fill_mask, timed
 
         return self.run_task(
@@ -377,11 +412,78 @@ class Playground:
         """`sentences`: one per line (blank lines ignored)."""
         from backend.tasks import feature_extraction, timed
 
-        lines = [line.strip() for line in sentences.splitlines() if line.strip()]
+        def embed(loaded: LoadedModel) -> TaskOutput:
+            lines = [line.strip() for line in require_text("sentences", sentences).splitlines() if line.strip()]
+            return timed(feature_extraction.embed, loaded, lines, pooling or None)
+
         return self.run_task(
-            Task.FEATURE_EXTRACTION, model, {"sentences": sentences}, {"pooling": pooling},
-            lambda loaded: timed(feature_extraction.embed, loaded, lines, pooling or None), progress, owner,
+            Task.FEATURE_EXTRACTION, model, {"sentences": sentences}, {"pooling": pooling}, embed, progress, owner,
         )
+
+    # -- the history: a person's own runs -----------------------------------------------------
+
+    def history(self, owner: str, query: HistoryQuery) -> list[dict[str, Any]]:
+        """The owner's runs that match, newest first, as rows (everyone's with shared history)."""
+        with self.runlog.session() as session:
+            return [run_row(run) for run in list_runs(session, owner, query, shared=self.settings.shared_history)]
+
+    def run_detail(self, owner: str, run_id: object) -> dict[str, Any]:
+        """One of the owner's runs, whole: columns, result and token steps."""
+        with self.runlog.session() as session:
+            return run_json(owned_run(session, run_id, owner, shared=self.settings.shared_history))
+
+    def export(self, owner: str, query: HistoryQuery, fmt: object) -> tuple[str, str]:
+        """The runs of `query` as (file name, content): JSONL (runs with their token steps) or CSV."""
+        if fmt not in EXPORT_FORMATS:
+            raise ParameterError("format", f"one of {', '.join(EXPORT_FORMATS)}", fmt)
+        with self.runlog.session() as session:
+            runs = list_runs(session, owner, query, shared=self.settings.shared_history)
+            content = export_jsonl(runs) if fmt == "jsonl" else export_csv(runs)
+        return f"playground-runs.{fmt}", content
+
+    def replay(self, owner: str, run_id: object, cancel: threading.Event | None = None) -> Replay:
+        """Run one of the owner's runs again: same model, inputs, parameters as applied, and seed.
+        The replay is a new logged run; `identical` says whether it gave the same tokens (a
+        generation) or the same result (another task), and where a generation first differs."""
+        with self.runlog.session() as session:
+            original = owned_run(session, run_id, owner, shared=self.settings.shared_history)
+            task, model, inputs, params = Task(original.task), original.model, dict(original.input), dict(original.params)
+            before_ids = [step.token_id for step in original.steps]
+            before_result = original.result
+            rid = original.id
+        if task in GENERATIVE_TASKS:
+            (input_name, text), = inputs.items()
+            events = self.text_generation(
+                model, text, params, cancel or threading.Event(), task=task, input_name=input_name, owner=owner
+            )
+            run = [event for event in events if isinstance(event, GenerationRun)][-1]
+            after_ids = list(run.result.sequences[0].token_ids)
+            differs = next((i for i, (a, b) in enumerate(zip(before_ids, after_ids)) if a != b), None)
+            if differs is None and len(before_ids) != len(after_ids):
+                differs = min(len(before_ids), len(after_ids))
+            return Replay(rid, run.run_id, differs is None, differs, run.to_json())
+        again = self._rerun(task, model, inputs, params, owner)
+        same = _without_timing(before_result) == _without_timing(again.output.result)
+        return Replay(rid, again.run_id, same, None, again.to_json())
+
+    def _rerun(self, task: Task, model: str, i: Mapping[str, Any], p: Mapping[str, Any], owner: str) -> TaskRun:
+        """An encoder task run again from what its log row holds."""
+        if task is Task.TEXT_CLASSIFICATION:
+            return self.classify(model, i["text"], owner=owner)
+        if task is Task.ZERO_SHOT_CLASSIFICATION:
+            return self.zero_shot(model, i["text"], i["labels"], p["hypothesis_template"], p["multi_label"], owner=owner)
+        if task is Task.TOKEN_CLASSIFICATION:
+            # (runs logged before the parameter took the API's name call it "aggregation")
+            return self.token_classification(model, i["text"], p.get("aggregation_strategy", p.get("aggregation")), owner=owner)
+        if task is Task.QUESTION_ANSWERING:
+            return self.question_answering(
+                model, i["question"], i["context"], p["top_n"], p["max_answer_len"], p["doc_stride"], owner=owner
+            )
+        if task is Task.FILL_MASK and p.get("probe") == "bias":
+            return self.bias_probe(model, i["text_a"], i["text_b"], p["top_k"], owner=owner)
+        if task is Task.FILL_MASK:
+            return self.fill_mask(model, i["text"], p["top_k"], owner=owner)
+        return self.feature_extraction(model, i["sentences"], p["pooling"], owner=owner)
 
     # -- run log ----------------------------------------------------------------------------
 

@@ -10,6 +10,7 @@ keyed by run_id). The caller opens the session and keeps it short:
 from __future__ import annotations
 
 import enum
+import math
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
@@ -75,6 +76,10 @@ class Run(Base):
     )
 
 
+#: The columns of a token step that TokenStep.to_dict names too.
+_STEP_FIELDS = ("position", "token_id", "text", "prob", "raw_prob", "entropy", "raw_entropy", "alternatives", "elapsed_s")
+
+
 class TokenStepRow(Base):
     __tablename__ = "token_steps"
 
@@ -88,6 +93,11 @@ class TokenStepRow(Base):
     entropy: Mapped[float] = mapped_column(Float)  # bits, sampled distribution
     raw_entropy: Mapped[float] = mapped_column(Float)  # bits, raw distribution
     alternatives: Mapped[list[dict[str, Any]]] = mapped_column(JSON)
+    elapsed_s: Mapped[float | None] = mapped_column(Float)  # seconds from the run's start to this token
+
+    def to_step(self) -> TokenStep:
+        """The step as the engine streamed it (for views drawn again from the log)."""
+        return TokenStep.from_dict({name: getattr(self, name) for name in _STEP_FIELDS})
 
     run: Mapped[Run] = relationship(back_populates="steps")
 
@@ -123,6 +133,18 @@ _METRIC_COLUMNS = (
 )
 
 
+def _json_safe(value: Any) -> Any:
+    """What a person sent, storable as JSON everywhere: NaN and infinities become text (PostgreSQL's
+    JSON refuses them)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return repr(value)
+    if isinstance(value, dict):
+        return {k: _json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_json_safe(v) for v in value]
+    return value
+
+
 def add_run(session: Session, record: RunRecord) -> int:
     """Insert the run and its token steps; returns the run id (flushed, not committed)."""
     run = Run(
@@ -130,8 +152,8 @@ def add_run(session: Session, record: RunRecord) -> int:
         task=record.task,
         model=record.model,
         status=record.status.value,
-        input=record.input,
-        params=record.params,
+        input=_json_safe(record.input),
+        params=_json_safe(record.params),
         seed=record.seed,
         output=record.output,
         error=record.error,
@@ -162,6 +184,7 @@ def add_steps(session: Session, run_id: int, steps: Sequence[TokenStep]) -> None
                 "entropy": s.entropy,
                 "raw_entropy": s.raw_entropy,
                 "alternatives": s.to_dict()["alternatives"],
+                "elapsed_s": s.elapsed_s,
             }
             for s in steps
         ],
@@ -219,6 +242,7 @@ class RunRecorder:
         self._waiting: list[TokenStep] = []
         self._written = 0
         self._last_flush = time.perf_counter()
+        self.ended = False
 
     def add(self, step: TokenStep) -> None:
         self._waiting.append(step)
@@ -242,6 +266,7 @@ class RunRecorder:
             end_run(session, self.run_id, status, **fields)
         self._written += len(rest)
         self._waiting = []
+        self.ended = True
         return self.run_id
 
 

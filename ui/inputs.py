@@ -26,3 +26,21 @@ class RawNumber(gr.Number):
 
     def preprocess(self, payload: Any) -> Any:
         return payload
+
+
+class RawDropdown(gr.Dropdown):
+    """A dropdown whose value reaches the handler as sent (not checked against the choices)."""
+
+    is_template = True
+
+    def preprocess(self, payload: Any) -> Any:
+        return payload
+
+
+class RawRadio(gr.Radio):
+    """Radio buttons whose value reaches the handler as sent (not checked against the choices)."""
+
+    is_template = True
+
+    def preprocess(self, payload: Any) -> Any:
+        return payload

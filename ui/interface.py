@@ -6,9 +6,11 @@ import gradio as gr
 
 from backend.playground import Playground
 from ui.controls import RunControls
+from ui.downloads import DELETE_CACHE, Downloads
 from ui.identity import build_identity
 from ui.tabs.feature_extraction import build_feature_extraction_tab
 from ui.tabs.fill_mask import build_fill_mask_tab
+from ui.tabs.history import build_history_tab
 from ui.tabs.question_answering import build_question_answering_tab
 from ui.tabs.summarization import build_summarization_tab
 from ui.tabs.text_classification import build_text_classification_tab
@@ -26,17 +28,21 @@ chain, the attention, the logit lens. Every run is logged; only you can read you
 
 def build_demo(playground: Playground) -> gr.Blocks:
     controls = RunControls()
-    with gr.Blocks(title="Transformers Playground") as demo:
+    downloads = Downloads()
+    with gr.Blocks(title="Transformers Playground", delete_cache=DELETE_CACHE) as demo:
         identity = build_identity(demo)
         gr.Markdown(INTRO)
-        with gr.Tabs():
-            build_text_generation_tab(playground, controls, identity)
-            build_text_classification_tab(playground, identity)
-            build_zero_shot_tab(playground, identity)
-            build_token_classification_tab(playground, identity)
-            build_question_answering_tab(playground, identity)
-            build_summarization_tab(playground, controls, identity)
-            build_translation_tab(playground, controls, identity)
-            build_fill_mask_tab(playground, identity)
-            build_feature_extraction_tab(playground, identity)
+        with gr.Tabs() as tabs:
+            forms = [
+                build_text_generation_tab(playground, controls, identity).form,
+                build_text_classification_tab(playground, identity)["form"],
+                build_zero_shot_tab(playground, identity)["form"],
+                build_token_classification_tab(playground, identity)["form"],
+                build_question_answering_tab(playground, identity)["form"],
+                build_summarization_tab(playground, controls, identity).form,
+                build_translation_tab(playground, controls, identity).form,
+                build_fill_mask_tab(playground, identity)["form"],
+                build_feature_extraction_tab(playground, identity, downloads)["form"],
+            ]
+            build_history_tab(playground, identity, downloads, forms, tabs)
     return demo

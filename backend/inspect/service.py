@@ -115,7 +115,8 @@ class Inspector:
         replay = self.replay(owner, run_id)
         n = len(replay.generated)
         pos = _int_field("position", position, 0, n - 1, f"an integer in [0, {n - 1}] (run {replay.run_id} has {n} new tokens)")
-        top = _int_field("top_n", DEFAULT_TOP_N if top_n is None or top_n == "" else top_n, 1, MAX_TOP_N, f"an integer in [1, {MAX_TOP_N}]")
+        top_n = DEFAULT_TOP_N if top_n is None or top_n == "" else top_n
+        top = _int_field("top_n", top_n, 1, MAX_TOP_N, f"an integer in [1, {MAX_TOP_N}]")
         loaded, input_ids = self._model_for(replay)
         layers = _attention_layers(loaded)
         chosen_layer = layers - 1  # the last layer, unless asked (negative counts from the end, as in Python)

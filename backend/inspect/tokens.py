@@ -7,6 +7,7 @@ from typing import Any
 
 from backend.errors import InputError
 from backend.inspect.records import TokenPiece, Tokenization
+from backend.tasks.encoding import valid_unicode
 
 #: Longest text the tokenizer view takes (a page of text is a few thousand characters).
 MAX_TEXT_CHARS = 100_000
@@ -17,6 +18,7 @@ def tokenize(model: str, tokenizer: Any, text: object, max_context: int, prefix:
         raise InputError("text", f"text must be a string, got {type(text).__name__}.")
     if len(text) > MAX_TEXT_CHARS:
         raise InputError("text", f"text must be at most {MAX_TEXT_CHARS} characters, got {len(text)}.")
+    valid_unicode("text", text)
     fast = bool(getattr(tokenizer, "is_fast", False))
     encoded = tokenizer(text, return_special_tokens_mask=True, return_offsets_mapping=fast)
     ids = list(encoded["input_ids"])
@@ -34,7 +36,8 @@ def tokenize(model: str, tokenizer: Any, text: object, max_context: int, prefix:
     content = len(ids) - sum(1 for added in special if added)  # tokens of the text itself
     notes = []
     if prefix:
-        notes.append(f"this model also reads {prefix!r} before the text (its task prefix): {len(tokenizer(prefix, add_special_tokens=False)['input_ids'])} more tokens")
+        extra = len(tokenizer(prefix, add_special_tokens=False)["input_ids"])
+        notes.append(f"this model also reads {prefix!r} before the text (its task prefix): {extra} more tokens")
     if len(pieces) > max_context:
         notes.append(f"{len(pieces)} tokens: the model reads at most {max_context}")
     if not fast:

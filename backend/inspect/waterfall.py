@@ -129,7 +129,12 @@ def waterfall(
             if changed:
                 sentence += "; " + _movement(token, chosen_p[k - 1], chosen_p[k], int(ranks[k - 1]), int(ranks[k]))
             sentence += "."
-        views.append(_view(names[k], labels[k], descriptions[k], support, entropy[k], removed, chosen_p[k], ranks[k], probs[k], order, decode, sentence))
+        views.append(
+            _view(
+                names[k], labels[k], descriptions[k], support, entropy[k], removed, chosen_p[k], ranks[k], probs[k],
+                order, decode, sentence,
+            )
+        )
     last = len(rows) - 1
     score = float(rows[last, chosen])
     final_sentence = _final_sentence(mode, token, float(chosen_p[last]), int(ranks[last]), score)

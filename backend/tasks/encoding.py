@@ -27,6 +27,12 @@ def require_text(field: str, text: object) -> str:
     not valid Unicode (a lone surrogate, which no tokenizer can encode)."""
     if not isinstance(text, str) or not text.strip():
         raise InputError(field, f"{field} must be non-empty text, got {text!r}.")
+    return valid_unicode(field, text)
+
+
+def valid_unicode(field: str, text: str) -> str:
+    """The text, or InputError when it holds a lone surrogate (half of a UTF-16 pair: no tokenizer
+    can encode it, and it cannot be written as UTF-8)."""
     try:
         text.encode("utf-8")
     except UnicodeEncodeError as exc:

@@ -19,6 +19,7 @@ from typing import Any
 import torch
 
 from backend.errors import InputError, ParameterError
+from backend.fields import integer
 from backend.registry import LoadedModel
 from backend.tasks.encoding import encode, require_text
 
@@ -125,9 +126,7 @@ class _Blank:
 
 def _check_top_k(loaded: LoadedModel, top_k: object) -> int:
     vocab = int(loaded.model.config.vocab_size)
-    if isinstance(top_k, bool) or not isinstance(top_k, int) or not 1 <= top_k <= vocab:
-        raise ParameterError("top_k", f"an integer from 1 to {vocab} (the vocabulary)", top_k)
-    return top_k
+    return integer("top_k", top_k, 1, vocab, f"an integer in [1, {vocab}] (the vocabulary)")
 
 
 def _mask_error(field: str, text: str, mask: str, count: int) -> InputError:

@@ -30,6 +30,7 @@ from typing import Any
 import torch
 
 from backend.errors import InputError, ParameterError, TaskMismatchError
+from backend.fields import integer
 from backend.registry import LoadedModel, Task
 from backend.tasks.encoding import require_text, window
 
@@ -187,7 +188,9 @@ def answer(
     "no answer" (the [CLS] token), reported as `no_answer_score`; `best` is None when it wins.
     """
     started = time.perf_counter()
-    _check_arguments(loaded, question, context, top_n, max_answer_len, doc_stride, handle_impossible_answer)
+    top_n, max_answer_len, doc_stride = _check_arguments(
+        loaded, question, context, top_n, max_answer_len, doc_stride, handle_impossible_answer
+    )
     tokenizer = loaded.tokenizer
     # The old pipeline's rule: a tokenizer that pads on the left (XLNet) reads the context first.
     question_first = tokenizer.padding_side == "right"
@@ -311,8 +314,9 @@ def _check_arguments(
     max_answer_len: object,
     doc_stride: object,
     handle_impossible_answer: object,
-) -> None:
-    """Everything that can be refused before tokenizing: the model, the texts, the numbers."""
+) -> tuple[int, int, int | None]:
+    """Everything that can be refused before tokenizing: the model, the texts, the numbers
+    (returned as ints: a form sends 5.0 for 5)."""
     if loaded.spec.task is not Task.QUESTION_ANSWERING:
         raise TaskMismatchError(
             f"model {loaded.spec.name!r} is a {loaded.spec.task.value} model, not a question-answering one."
@@ -324,18 +328,13 @@ def _check_arguments(
         )
     require_text("question", question)
     require_text("context", context)
-    _check_int("top_n", top_n, 1, MAX_TOP_N)
-    _check_int("max_answer_len", max_answer_len, 1, MAX_ANSWER_TOKENS)
-    if doc_stride is not None:
-        _check_int("doc_stride", doc_stride, 0, None)
     if not isinstance(handle_impossible_answer, bool):
         raise ParameterError("handle_impossible_answer", "true or false", handle_impossible_answer)
-
-
-def _check_int(name: str, value: object, low: int, high: int | None) -> None:
-    if not isinstance(value, int) or isinstance(value, bool) or value < low or (high is not None and value > high):
-        rule = f"an integer in [{low}, {high}]" if high is not None else f"an integer >= {low}"
-        raise ParameterError(name, rule, value)
+    return (
+        integer("top_n", top_n, 1, MAX_TOP_N),
+        integer("max_answer_len", max_answer_len, 1, MAX_ANSWER_TOKENS),
+        None if doc_stride is None else integer("doc_stride", doc_stride, 0),
+    )
 
 
 def _layout(loaded: LoadedModel, question: str, question_first: bool) -> _Layout:

@@ -45,7 +45,7 @@ def parse_aggregation(value: object) -> Aggregation:
     try:
         return Aggregation(value)
     except ValueError:
-        raise ParameterError("aggregation", f"one of {', '.join(a.value for a in Aggregation)}", value) from None
+        raise ParameterError("aggregation_strategy", f"one of {', '.join(a.value for a in Aggregation)}", value) from None
 
 
 @dataclass(frozen=True)

@@ -29,7 +29,7 @@ import torch
 
 from backend.errors import InputError, ParameterError
 from backend.registry import LoadedModel
-from backend.tasks.encoding import encode, require_text, window
+from backend.tasks.encoding import encode, require_text, valid_unicode, window
 from backend.tasks.feature_extraction import cosine_matrix, parse_pooling, sentence_embeddings
 
 DEFAULT_TEMPLATE = "This example is {}."
@@ -100,7 +100,7 @@ def parse_labels(labels: str | Sequence[str]) -> list[str]:
         labels = labels.split(",")
     if not isinstance(labels, Sequence) or not all(isinstance(label, str) for label in labels):
         raise ParameterError("labels", "a list of strings", labels)
-    cleaned = [label.strip() for label in labels if label.strip()]
+    cleaned = [valid_unicode("labels", label.strip()) for label in labels if label.strip()]
     if not cleaned:
         raise InputError("labels", f"labels must contain at least one label, got {list(labels)!r}.")
     if len(cleaned) > MAX_LABELS:
@@ -123,6 +123,7 @@ def hypotheses(template: str, labels: Sequence[str]) -> list[str]:
             "hypothesis_template",
             f'hypothesis_template must contain "{{}}" where the label goes, got {template!r}.',
         )
+    valid_unicode("hypothesis_template", template)
     try:
         return [template.format(label) for label in labels]
     except (IndexError, KeyError, ValueError):

@@ -4,7 +4,9 @@ answered with a clear message, logged as an error, the app still serving."""
 from __future__ import annotations
 
 import html
+import json
 
+import httpx
 import pytest
 from gradio_client import Client
 
@@ -104,6 +106,24 @@ BAD = [
     ("/question_answering", {**CALLS["/question_answering"], "context": " "}, "context"),
     ("/text_classification", dict(model="tiny-ner", text="Alice"), "this tab needs a text-classification model"),
     ("/feature_extraction", dict(model="minilm", sentences="\n \n", pooling="mean"), "sentences"),
+    # inputs outside the decoding panel: the app's own rule, naming the field (not Gradio's)
+    ("/question_answering", {**CALLS["/question_answering"], "top_n": 0}, "top_n must be an integer in [1, 20], got 0."),
+    ("/question_answering", {**CALLS["/question_answering"], "doc_stride": -1}, "doc_stride must be an integer >= 0, got -1."),
+    ("/question_answering", {**CALLS["/question_answering"], "top_n": 2.5}, "top_n must be an integer in [1, 20], got 2.5."),
+    ("/fill_mask", dict(model="tiny-bert-mlm", text="Alice lives in [MASK].", top_k=0), "top_k must be an integer in [1, "),
+    ("/token_classification", {**CALLS["/token_classification"], "aggregation_strategy": "bogus"},
+     "aggregation_strategy must be one of none, simple, first, average, max, got 'bogus'."),
+    ("/feature_extraction", {**CALLS["/feature_extraction"], "pooling": "max"}, "pooling must be one of mean, cls, got 'max'."),
+    # a missing text
+    ("/text_classification", dict(model="tiny-classifier", text=None), "text must be non-empty text, got None."),
+    ("/feature_extraction", dict(model="minilm", sentences=None, pooling="mean"), "sentences must be non-empty text, got None."),
+    ("/zero_shot_classification", {**CALLS["/zero_shot_classification"], "candidate_labels": None}, "labels must be"),
+    ("/question_answering", {**CALLS["/question_answering"], "question": None}, "question must be non-empty text, got None."),
+    ("/fill_mask", dict(model="tiny-bert-mlm", text=None, top_k=3), "text must be non-empty text, got None."),
+    # the generative tabs name their own field
+    ("/summarization", dict(model="tiny-summarizer", text=" "), "text must be non-empty text, got ' '."),
+    ("/translation", dict(model="tiny-translator", text=None), "text must be non-empty text, got None."),
+    ("/text_generation", dict(model="tiny-gpt2", prompt=None), "prompt must be non-empty text, got None."),
 ]
 
 
@@ -116,6 +136,40 @@ def test_bad_input_is_refused_clearly_and_logged(client: Client, served_app, api
     assert run.status == "error" and fragment in run.error
     ok = client.predict(api_name="/text_classification", **CALLS["/text_classification"])[-1]
     assert ok["run_id"] > run.id  # still serving
+
+
+# What gradio_client cannot send (it refuses NaN and lone surrogates) but a raw HTTP client can.
+RAW = [
+    ("/question_answering", {**CALLS["/question_answering"], "max_answer_len": float("nan")}, "max_answer_len must be an integer in [1, 512], got nan."),
+    ("/bias_probe", {**CALLS["/bias_probe"], "top_k": float("nan")}, "top_k must be an integer in [1, "),
+    ("/fill_mask", dict(model="tiny-bert-mlm", text="Alice lives in [MASK].", top_k=float("inf")), "top_k must be an integer in [1, "),
+    ("/text_generation", dict(model="tiny-gpt2", prompt="abc\ud800def"), "prompt must be valid Unicode text, got a lone surrogate (U+D800) at character 3"),
+    ("/text_classification", dict(model="tiny-classifier", text="\udfff"), "text must be valid Unicode text, got a lone surrogate (U+DFFF) at character 0"),
+    ("/summarization", dict(model="tiny-summarizer", text="x\ud83d"), "text must be valid Unicode text, got a lone surrogate (U+D83D) at character 1"),
+]
+
+
+def raw_call(client: Client, url: str, api_name: str, kwargs: dict) -> tuple[str, dict]:
+    """POST /gradio_api/call/<api> with JSON as Python writes it (NaN allowed, \\u escapes), then read
+    the event stream: (event, data) of its last event."""
+    parameters = client.view_api(return_format="dict", print_info=False)["named_endpoints"][api_name]["parameters"]
+    data = [kwargs.get(p["parameter_name"], p.get("parameter_default")) for p in parameters]
+    body = json.dumps({"data": data}, ensure_ascii=True, allow_nan=True)
+    started = httpx.post(f"{url}/gradio_api/call{api_name}", content=body, headers={"content-type": "application/json"})
+    started.raise_for_status()
+    with httpx.stream("GET", f"{url}/gradio_api/call{api_name}/{started.json()['event_id']}", timeout=60) as stream:
+        lines = [line for line in stream.iter_lines() if line]
+    event = [line for line in lines if line.startswith("event:")][-1].split(":", 1)[1].strip()
+    return event, json.loads([line for line in lines if line.startswith("data:")][-1].split(":", 1)[1])
+
+
+@pytest.mark.parametrize(("api_name", "kwargs", "fragment"), RAW, ids=[f"{a}-{i}" for i, (a, _, _) in enumerate(RAW)])
+def test_what_only_a_raw_client_sends_is_refused_clearly_and_logged(client: Client, served_app, api_name: str, kwargs: dict, fragment: str) -> None:
+    url, _ = served_app
+    event, data = raw_call(client, url, api_name, kwargs)
+    assert event == "error" and fragment in html.unescape(data["error"]), data
+    run = last_run(served_app)
+    assert run.status == "error" and fragment in run.error
 
 
 def test_long_input_is_cut_and_the_result_says_so(client: Client) -> None:

@@ -4,7 +4,7 @@ cosine-similarity heatmap, and the vectors as a CSV download."""
 from __future__ import annotations
 
 import csv
-import tempfile
+import io
 from typing import Any
 
 import gradio as gr
@@ -12,23 +12,26 @@ import gradio as gr
 from backend.playground import Playground
 from backend.registry import Task
 from ui.charts import similarity_heatmap
+from ui.downloads import Downloads
 from ui.errors import user_facing_errors
+from ui.forms import TabForm
 from ui.identity import Identity
+from ui.inputs import RawRadio
 from ui.tabs.common import notes_markdown, progress_fn, task_header
 from ui.views.tokenizer import build_tokenizer_view
 
 
 def vectors_csv(sentences: list[str], vectors: list[list[float]]) -> str:
-    """Write the vectors to a CSV file (sentence, then one column per dimension); returns its path."""
-    with tempfile.NamedTemporaryFile("w", suffix=".csv", prefix="embeddings-", delete=False, newline="", encoding="utf-8") as f:
-        writer = csv.writer(f)
-        writer.writerow(["sentence", *[f"d{i}" for i in range(len(vectors[0]) if vectors else 0)]])
-        for sentence, vector in zip(sentences, vectors):
-            writer.writerow([sentence, *[f"{v:.7g}" for v in vector]])
-        return f.name
+    """The vectors as CSV text: the sentence, then one column per dimension."""
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(["sentence", *[f"d{i}" for i in range(len(vectors[0]) if vectors else 0)]])
+    for sentence, vector in zip(sentences, vectors):
+        writer.writerow([sentence, *[f"{v:.7g}" for v in vector]])
+    return out.getvalue()
 
 
-def build_feature_extraction_tab(playground: Playground, identity: Identity) -> dict[str, Any]:
+def build_feature_extraction_tab(playground: Playground, identity: Identity, downloads: Downloads) -> dict[str, Any]:
     with gr.Tab("Feature extraction", id="feature_extraction", elem_id="tab_feature_extraction"):
         with gr.Row():
             with gr.Column(scale=2):
@@ -39,7 +42,7 @@ def build_feature_extraction_tab(playground: Playground, identity: Identity) -> 
                     value="A cat sits on the mat.\nA kitten rests on a rug.\nThe stock market fell sharply today.",
                 )
                 build_tokenizer_view(playground, model, sentences, "feature_extraction")
-                pooling = gr.Radio(["mean", "cls"], value="mean", label="Pooling", info="how token vectors become one")
+                pooling = RawRadio(["mean", "cls"], value="mean", label="Pooling", info="how token vectors become one")
                 run = gr.Button("Embed", variant="primary")
             with gr.Column(scale=3):
                 heatmap = gr.Plot(label="Cosine similarity", elem_id="feature_extraction_heatmap")
@@ -66,7 +69,7 @@ def build_feature_extraction_tab(playground: Playground, identity: Identity) -> 
             similarity_heatmap(out["sentences"], out["similarity"]),
             rows,
             notes_markdown(out["seconds"], out["notes"], headline),
-            vectors_csv(out["sentences"], out["vectors"]),
+            downloads.write("embeddings.csv", vectors_csv(out["sentences"], out["vectors"])),
             out,
         )
 
@@ -76,4 +79,5 @@ def build_feature_extraction_tab(playground: Playground, identity: Identity) -> 
         outputs=[heatmap, table, notes, download, result],
         api_name="feature_extraction",
     )
-    return {"model": model, "sentences": sentences, "run": run, "heatmap": heatmap, "result": result}
+    form = TabForm("feature_extraction", (Task.FEATURE_EXTRACTION.value,), model, {"sentences": sentences, "pooling": pooling})
+    return {"model": model, "sentences": sentences, "run": run, "heatmap": heatmap, "result": result, "form": form}

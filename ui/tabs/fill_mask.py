@@ -11,7 +11,9 @@ from backend.playground import Playground
 from backend.registry import Task
 from ui.charts import bias_comparison, score_bars
 from ui.errors import user_facing_errors
+from ui.forms import TabForm
 from ui.identity import Identity
+from ui.inputs import ParamSlider
 from ui.models import describe_model
 from ui.tabs.common import notes_markdown, progress_fn, task_header
 from ui.views.tokenizer import build_tokenizer_view
@@ -30,7 +32,7 @@ def build_fill_mask_tab(playground: Playground, identity: Identity) -> dict[str,
                 model, info = task_header(playground, Task.FILL_MASK, lambda name: _describe(playground, name))
                 text = gr.Textbox(label="Text with one mask token", value="Return the [MASK] of the list.")
                 build_tokenizer_view(playground, model, text, "fill_mask")
-                top_k = gr.Slider(1, 50, value=5, step=1, label="top_k", info="fills listed")
+                top_k = ParamSlider(1, 50, value=5, step=1, label="top_k", info="fills listed")
                 run = gr.Button("Fill", variant="primary")
                 gr.Markdown(
                     "**Bias probe.** Two sentences that differ in one word; the same blank. A model trained on "
@@ -58,7 +60,7 @@ def build_fill_mask_tab(playground: Playground, identity: Identity) -> dict[str,
     ) -> tuple[Any, ...]:
         """Fill the model's mask token: the top_k tokens with their probabilities. The last output is the JSON result."""
         with user_facing_errors():
-            out = playground.fill_mask(model, text, int(top_k), progress_fn(progress), Identity.owner(browser_id, request)).to_json()
+            out = playground.fill_mask(model, text, top_k, progress_fn(progress), Identity.owner(browser_id, request)).to_json()
         tokens = [f["token_str"] for f in out["fills"]]
         scores = [f["score"] for f in out["fills"]]
         chart_ = score_bars(tokens, scores, f"Fills for {out['mask_token']}")
@@ -71,7 +73,7 @@ def build_fill_mask_tab(playground: Playground, identity: Identity) -> dict[str,
         """Compare the fills of two sentences that differ in one word. The last output is the JSON result."""
         with user_facing_errors():
             out = playground.bias_probe(
-                model, text_a, text_b, int(top_k), progress_fn(progress), Identity.owner(browser_id, request)
+                model, text_a, text_b, top_k, progress_fn(progress), Identity.owner(browser_id, request)
             ).to_json()
         rows = out["rows"]
         chart_ = bias_comparison(
@@ -84,4 +86,8 @@ def build_fill_mask_tab(playground: Playground, identity: Identity) -> dict[str,
     probe.click(
         bias_probe, inputs=[model, text_a, text_b, top_k, identity.state], outputs=[bias_chart, bias_table, bias_result], api_name="bias_probe"
     )
-    return {"model": model, "text": text, "run": run, "probe": probe, "chart": chart, "bias_chart": bias_chart, "result": result}
+    form = TabForm("fill_mask", (Task.FILL_MASK.value,), model, {"text": text, "top_k": top_k, "text_a": text_a, "text_b": text_b})
+    return {
+        "model": model, "text": text, "run": run, "probe": probe, "chart": chart, "bias_chart": bias_chart, "result": result,
+        "form": form,
+    }

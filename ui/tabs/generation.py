@@ -20,6 +20,7 @@ from backend.registry import Task
 from ui.controls import RunControls
 from ui.decoding_panel import DecodingPanel, build_decoding_panel
 from ui.errors import user_facing_errors
+from ui.forms import TabForm
 from ui.identity import Identity
 from ui.models import describe_model, model_dropdown
 from ui.render import metrics_markdown, probability_figure, progress_markdown, tokens_html
@@ -60,6 +61,7 @@ class GenerationTab:
     sequences: gr.Dataframe
     result: gr.JSON
     inspector: InspectorView
+    form: TabForm
 
 
 def _sequence_rows(run: GenerationRun) -> list[list[Any]]:
@@ -189,4 +191,5 @@ def build_generation_tab(
         api_name=spec.api_name,
     )
     stop.click(stop_generation, inputs=None, outputs=None, api_name=f"stop_{spec.api_name}", concurrency_limit=None)
-    return GenerationTab(model, prompt, generate, stop, panel, output, metrics, chart, sequences, result, inspector)
+    form = TabForm(prefix, (task.value,), model, {spec.input_name: prompt, **panel.components})
+    return GenerationTab(model, prompt, generate, stop, panel, output, metrics, chart, sequences, result, inspector, form)

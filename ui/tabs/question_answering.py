@@ -10,7 +10,9 @@ import gradio as gr
 from backend.playground import Playground
 from backend.registry import Task
 from ui.errors import user_facing_errors
+from ui.forms import TabForm
 from ui.identity import Identity
+from ui.inputs import ParamSlider
 from ui.tabs.common import notes_markdown, progress_fn, task_header
 from ui.views.tokenizer import build_tokenizer_view
 
@@ -30,9 +32,9 @@ def build_question_answering_tab(playground: Playground, identity: Identity) -> 
                 context = gr.Textbox(lines=8, label="Context")
                 build_tokenizer_view(playground, model, context, "question_answering")
                 with gr.Row():
-                    top_n = gr.Slider(1, 20, value=5, step=1, label="top_n", info="candidate spans listed")
-                    max_answer_len = gr.Slider(1, 100, value=30, step=1, label="max_answer_len", info="tokens")
-                    doc_stride = gr.Slider(
+                    top_n = ParamSlider(1, 20, value=5, step=1, label="top_n", info="candidate spans listed")
+                    max_answer_len = ParamSlider(1, 100, value=30, step=1, label="max_answer_len", info="tokens")
+                    doc_stride = ParamSlider(
                         0, 256, value=0, step=8, label="doc_stride",
                         info="overlap of the windows a long context is read in (tokens); 0 = automatic",
                     )
@@ -59,7 +61,7 @@ def build_question_answering_tab(playground: Playground, identity: Identity) -> 
         """Find the answer span in the context. The last output is the JSON result."""
         with user_facing_errors():
             out = playground.question_answering(
-                model, question, context, int(top_n), int(max_answer_len), int(doc_stride), progress_fn(progress),
+                model, question, context, top_n, max_answer_len, doc_stride, progress_fn(progress),
                 Identity.owner(browser_id, request),
             ).to_json()
         answers = out["answers"]
@@ -75,4 +77,6 @@ def build_question_answering_tab(playground: Playground, identity: Identity) -> 
         outputs=[highlighted, candidates, notes, result],
         api_name="question_answering",
     )
-    return {"model": model, "question": question, "context": context, "run": run, "result": result}
+    fields = {"question": question, "context": context, "top_n": top_n, "max_answer_len": max_answer_len, "doc_stride": doc_stride}
+    form = TabForm("question_answering", (Task.QUESTION_ANSWERING.value,), model, fields)
+    return {"model": model, "question": question, "context": context, "run": run, "result": result, "form": form}

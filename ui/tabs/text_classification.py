@@ -10,6 +10,7 @@ from backend.playground import Playground
 from backend.registry import Task
 from ui.charts import score_bars
 from ui.errors import user_facing_errors
+from ui.forms import TabForm
 from ui.identity import Identity
 from ui.tabs.common import notes_markdown, progress_fn, task_header
 from ui.views.tokenizer import build_tokenizer_view
@@ -46,4 +47,5 @@ def build_text_classification_tab(playground: Playground, identity: Identity) ->
         return score_bars(labels, scores, "All labels"), notes_markdown(out["seconds"], out["notes"], top), out
 
     run.click(text_classification, inputs=[model, text, identity.state], outputs=[chart, info, result], api_name="text_classification")
-    return {"model": model, "text": text, "run": run, "chart": chart, "result": result}
+    form = TabForm("text_classification", (Task.TEXT_CLASSIFICATION.value,), model, {"text": text})
+    return {"model": model, "text": text, "run": run, "chart": chart, "result": result, "form": form}

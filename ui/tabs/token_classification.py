@@ -10,7 +10,9 @@ import gradio as gr
 from backend.playground import Playground
 from backend.registry import Task
 from ui.errors import user_facing_errors
+from ui.forms import TabForm
 from ui.identity import Identity
+from ui.inputs import RawRadio
 from ui.tabs.common import notes_markdown, progress_fn, task_header
 from ui.views.tokenizer import build_tokenizer_view
 
@@ -24,7 +26,7 @@ def build_token_classification_tab(playground: Playground, identity: Identity) -
                 model, _ = task_header(playground, Task.TOKEN_CLASSIFICATION)
                 text = gr.Textbox(lines=4, label="Text")
                 build_tokenizer_view(playground, model, text, "token_classification")
-                aggregation = gr.Radio(
+                aggregation = RawRadio(
                     STRATEGIES, value="simple", label="Aggregation strategy",
                     info="none = one row per token; simple/first/average/max group tokens into words and entities",
                 )
@@ -64,4 +66,5 @@ def build_token_classification_tab(playground: Playground, identity: Identity) -
         outputs=[highlighted, table, notes, result],
         api_name="token_classification",
     )
-    return {"model": model, "text": text, "run": run, "highlighted": highlighted, "result": result}
+    form = TabForm("token_classification", (Task.TOKEN_CLASSIFICATION.value,), model, {"text": text, "aggregation_strategy": aggregation})
+    return {"model": model, "text": text, "run": run, "highlighted": highlighted, "result": result, "form": form}

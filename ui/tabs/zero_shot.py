@@ -11,6 +11,7 @@ from backend.playground import Playground
 from backend.registry import Task
 from ui.charts import score_bars
 from ui.errors import user_facing_errors
+from ui.forms import TabForm
 from ui.identity import Identity
 from ui.tabs.common import notes_markdown, progress_fn, task_header
 from ui.views.tokenizer import build_tokenizer_view
@@ -88,4 +89,6 @@ def build_zero_shot_tab(playground: Playground, identity: Identity) -> dict[str,
         outputs=[chart, notes, result],
         api_name="zero_shot_classification",
     )
-    return {"model": model, "text": text, "labels": labels, "run": run, "chart": chart, "result": result}
+    fields = {"text": text, "labels": labels, "hypothesis_template": template, "multi_label": multi_label}
+    form = TabForm("zero_shot_classification", (Task.ZERO_SHOT_CLASSIFICATION.value,), model, fields)
+    return {"model": model, "text": text, "labels": labels, "run": run, "chart": chart, "result": result, "form": form}

@@ -75,7 +75,7 @@ def test_top_k_out_of_range_is_a_parameter_error(load, top_k) -> None:
     vocab = loaded.model.config.vocab_size
     with pytest.raises(ParameterError) as info:
         fill_mask(loaded, "A [MASK].", top_k=top_k)
-    assert str(info.value) == f"top_k must be an integer from 1 to {vocab} (the vocabulary), got {top_k!r}."
+    assert str(info.value) == f"top_k must be an integer in [1, {vocab}] (the vocabulary), got {top_k!r}."
 
 
 @pytest.mark.parametrize("twin", list(Twin), ids=lambda t: t.value)

@@ -83,7 +83,7 @@ def test_word_strategies_never_split_a_word(load) -> None:
 def test_unknown_aggregation_is_a_parameter_error(load, bad) -> None:
     with pytest.raises(ParameterError) as info:
         ner(load("tiny-bert-ner"), TEXT, bad)
-    assert str(info.value) == f"aggregation must be one of none, simple, first, average, max, got {bad!r}."
+    assert str(info.value) == f"aggregation_strategy must be one of none, simple, first, average, max, got {bad!r}."
 
 
 def test_empty_text_is_an_input_error(load) -> None:
