@@ -453,8 +453,13 @@ def _finish_sequence(
 ) -> GeneratedSequence:
     text = loaded.tokenizer.decode(list(token_ids), skip_special_tokens=True)
     cut = min((i for i in (text.find(s) for s in params.stop_sequences) if i >= 0), default=-1)
+    # the checkpoint's forced_eos_token_id puts the end token at the last position max_new_tokens
+    # allows: there the run ended for its length, whatever the model preferred
+    forced_end = bool(ModelRules.from_generation_config(loaded.model.generation_config).forced_eos_token_ids)
     if cut >= 0:
         text, reason = text[:cut], FinishReason.STOP_SEQUENCE
+    elif forced_end and len(token_ids) >= params.max_new_tokens:
+        reason = FinishReason.LENGTH
     elif token_ids and token_ids[-1] in prepared.eos_ids:
         reason = FinishReason.EOS
     elif len(token_ids) >= params.max_new_tokens:

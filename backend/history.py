@@ -23,6 +23,7 @@ from sqlalchemy import Select, Text, cast, false, or_, select
 from sqlalchemy.orm import Session
 
 from backend.errors import ParameterError, RunAccessError
+from backend.fields import integer
 from backend.registry import Task
 from backend.runlog import Run, RunStatus
 from backend.tasks.encoding import valid_unicode
@@ -46,13 +47,7 @@ def owner_of(browser_id: object, session_hash: object) -> str:
 
 def run_id_value(value: object) -> int:
     """A run id as a person or a client may send it (an int, an integral float, a digit string)."""
-    if isinstance(value, str) and value.strip().isdigit():
-        value = int(value.strip())
-    if isinstance(value, float) and value.is_integer():
-        value = int(value)
-    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-        raise ParameterError("run_id", "the id of a logged run (an integer >= 1)", value)
-    return value
+    return integer("run_id", value, 1, rule="the id of a logged run (an integer >= 1)")
 
 
 def owned_run(session: Session, run_id: object, owner: str, *, shared: bool) -> Run:
@@ -111,14 +106,7 @@ class HistoryQuery:
                 raise ParameterError(name, f"at most {longest} characters", f"{len(value)} characters")
             return valid_unicode(name, value)
 
-        if limit is None or limit == "":
-            count = DEFAULT_LIMIT
-        else:
-            if isinstance(limit, float) and limit.is_integer():
-                limit = int(limit)
-            if not isinstance(limit, int) or isinstance(limit, bool) or not 1 <= limit <= MAX_LIMIT:
-                raise ParameterError("limit", f"an integer in [1, {MAX_LIMIT}]", limit)
-            count = limit
+        count = DEFAULT_LIMIT if limit is None or limit == "" else integer("limit", limit, 1, MAX_LIMIT)
         return cls(
             task=optional_text("task", task, tuple(t.value for t in Task)),
             model=optional_text("model", model),

@@ -371,14 +371,20 @@ class Playground:
         )
 
     def question_answering(
-        self, model: str, question: str, context: str, top_n: int, max_answer_len: int, doc_stride: int | None,
+        self, model: str, question: str, context: str, top_n: object, max_answer_len: object, doc_stride: object,
         progress: ProgressFn | None = None,
         owner: str | None = None,
+        *,
+        align_to_words: object = True,
+        handle_impossible_answer: object = False,
     ) -> TaskRun:
         """`doc_stride` None or 0: chosen from the model's window."""
         from backend.tasks import question_answering, timed
 
-        params = {"top_n": top_n, "max_answer_len": max_answer_len, "doc_stride": doc_stride or None}
+        params = {
+            "top_n": top_n, "max_answer_len": max_answer_len, "doc_stride": doc_stride or None,
+            "align_to_words": align_to_words, "handle_impossible_answer": handle_impossible_answer,
+        }
         return self.run_task(
             Task.QUESTION_ANSWERING, model, {"question": question, "context": context}, params,
             lambda loaded: timed(question_answering.answer, loaded, question, context, **params), progress, owner,
@@ -476,8 +482,10 @@ class Playground:
             # (runs logged before the parameter took the API's name call it "aggregation")
             return self.token_classification(model, i["text"], p.get("aggregation_strategy", p.get("aggregation")), owner=owner)
         if task is Task.QUESTION_ANSWERING:
-            return self.question_answering(
-                model, i["question"], i["context"], p["top_n"], p["max_answer_len"], p["doc_stride"], owner=owner
+            return self.question_answering(  # (runs logged before these two options had neither)
+                model, i["question"], i["context"], p["top_n"], p["max_answer_len"], p["doc_stride"], owner=owner,
+                align_to_words=p.get("align_to_words", False),
+                handle_impossible_answer=p.get("handle_impossible_answer", False),
             )
         if task is Task.FILL_MASK and p.get("probe") == "bias":
             return self.bias_probe(model, i["text_a"], i["text_b"], p["top_k"], owner=owner)

@@ -35,9 +35,22 @@ from pathlib import Path
 
 import torch
 
-from training.embedded_common import command_line, finish_report, seed_everything, write_outputs
+from training.embedded_common import (
+    STDLIB_DOCS,
+    command_line,
+    finish_report,
+    licence_section,
+    seed_everything,
+    write_outputs,
+)
 
 UNTRAINED_LINE = "**untrained: shows the mechanics, not the answers.**"
+#: The data behind an untrained model: none for its weights; its tokenizer's vocabulary has a source.
+WORDPIECE_DATA = f"none for the weights (random); the tokenizer is stdlib-bert-mlm's WordPiece, learnt from {STDLIB_DOCS}"
+MARIAN_DATA = (
+    "none for the weights (random); the tokenizer's vocabulary was learnt from the French and English "
+    "sentences written for this project in `training/build_untrained.py` (TOKENIZER_TEXT)"
+)
 MAX_BYTES = 2_500_000  # each model.safetensors stays below this
 NLI_LABELS = ("contradiction", "neutral", "entailment")
 
@@ -107,6 +120,8 @@ runs end to end offline -- tokenisation, windows, logits, scores, decoding -- an
 | tokenizer | {report['tokenizer']} |
 
 Loads with {loads}. Rebuild: `{report['command']}` (see `training/build_untrained.py`).
+
+{licence_section(report['data']).rstrip()}
 """
 
 
@@ -200,7 +215,8 @@ def build(cfg: UntrainedConfig, command: str) -> dict:
         qa, wordpiece, root / "untrained-bert-qa",
         {**base, "architecture": f"BertForQuestionAnswering, {cfg.bert_layers} layers, {cfg.bert_hidden} wide, "
                                  f"{cfg.bert_positions} positions",
-         "tokenizer": f"the uncased {len(wordpiece)}-token stdlib WordPiece of stdlib-bert-mlm"},
+         "tokenizer": f"the uncased {len(wordpiece)}-token stdlib WordPiece of stdlib-bert-mlm",
+         "data": WORDPIECE_DATA},
         command, cfg,
         lambda r: card("untrained-bert-qa",
                        "A random BERT with an extractive question-answering head (start and end logits over the "
@@ -219,6 +235,7 @@ def build(cfg: UntrainedConfig, command: str) -> dict:
         {**base, "architecture": f"BertForSequenceClassification (3 labels: {', '.join(NLI_LABELS)}), "
                                  f"{cfg.bert_layers} layers, {cfg.bert_hidden} wide",
          "tokenizer": f"the uncased {len(wordpiece)}-token stdlib WordPiece of stdlib-bert-mlm",
+         "data": WORDPIECE_DATA,
          "labels": list(NLI_LABELS)},
         command, cfg,
         lambda r: card("untrained-bert-nli",
@@ -253,6 +270,7 @@ def build(cfg: UntrainedConfig, command: str) -> dict:
         {**base, "architecture": f"BartForConditionalGeneration, {cfg.marian_layers} + {cfg.marian_layers} layers, "
                                  f"{cfg.marian_d_model} wide, tied embeddings",
          "tokenizer": f"the uncased {len(wordpiece)}-token stdlib WordPiece of stdlib-bert-mlm",
+         "data": WORDPIECE_DATA,
          "decoder_start_token_id": eos},
         command, cfg,
         lambda r: card("untrained-bart-summarizer",
@@ -287,6 +305,7 @@ def build(cfg: UntrainedConfig, command: str) -> dict:
                                  f"{cfg.marian_d_model} wide, shared embeddings",
          "tokenizer": f"a {len(marian_tok)}-token SentencePiece-style BPE (Metaspace) trained on "
                       f"{len(TOKENIZER_TEXT)} French and English sentences in build_untrained.py",
+         "data": MARIAN_DATA,
          "decoder_start_token_id": pad},
         command, cfg,
         lambda r: card("untrained-marian-fr-en",

@@ -139,6 +139,26 @@ def finish_report(report: dict, out: Path, command: str, config: dict) -> dict:
     return report
 
 
+#: Where the embedded models' text comes from, and under which licence.
+STDLIB_DOCS = (
+    "the documentation of the Python standard library, read with `pydoc` from the docstrings of the "
+    "modules installed with the Python that ran the script (CPython 3.11 here); © Python Software "
+    "Foundation, under the PSF License Agreement (https://docs.python.org/3/license.html), which allows "
+    "derived works"
+)
+
+
+def licence_section(data: str) -> str:
+    """A model card's "Data and licence" section: where its training text comes from, its licence,
+    and the licence of the weights (the repository's)."""
+    return (
+        "## Data and licence\n\n"
+        f"- Training data: {data}.\n"
+        "- The weights, the tokenizer and the code that built them: Apache-2.0, as the whole repository "
+        "(`LICENSE`).\n\n"
+    )
+
+
 def rebuild_section(report: dict, script: str, how: str) -> str:
     """A model card's last section: the command that built the model, what a rebuild needs to
     give the same model (`how`), and where the configuration and the code are."""

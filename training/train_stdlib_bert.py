@@ -53,6 +53,8 @@ from training.embedded_common import (
     finish_report,
     lr_at,
     parse_config,
+    STDLIB_DOCS,
+    licence_section,
     rebuild_section,
     seed_everything,
     train_wordpiece,
@@ -296,7 +298,7 @@ tokenizer nor for the model.
 |---|---|
 {samples}
 
-{rebuild_section(report, 'train_stdlib_bert.py', how)}"""
+{licence_section(STDLIB_DOCS)}{rebuild_section(report, 'train_stdlib_bert.py', how)}"""
 
 
 SAMPLE_INPUTS = (

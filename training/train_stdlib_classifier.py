@@ -49,6 +49,8 @@ from training.embedded_common import (
     lr_at,
     paragraphs,
     parse_config,
+    STDLIB_DOCS,
+    licence_section,
     rebuild_section,
     seed_everything,
     training_parser,
@@ -256,7 +258,7 @@ so treat its figure as slightly optimistic; per-group figures rest on few module
 |---|---|
 {samples}
 
-{rebuild_section(report, 'train_stdlib_classifier.py', how)}"""
+{licence_section(STDLIB_DOCS)}{rebuild_section(report, 'train_stdlib_classifier.py', how)}"""
 
 
 # ---------------------------------------------------------------------------

@@ -40,6 +40,8 @@ from training.embedded_common import (
     command_line,
     finish_report,
     parse_config,
+    STDLIB_DOCS,
+    licence_section,
     rebuild_section,
     seed_everything,
     training_parser,
@@ -271,7 +273,7 @@ look like it ("    Return the", "class Queue") work better than bare ones.
 
 The held-out modules were used neither for the tokenizer nor for the model.
 
-{rebuild_section(report, 'train_stdlib_gpt2.py', how)}"""
+{licence_section(STDLIB_DOCS)}{rebuild_section(report, 'train_stdlib_gpt2.py', how)}"""
 
 
 # ---------------------------------------------------------------------------

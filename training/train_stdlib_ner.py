@@ -55,6 +55,8 @@ from training.embedded_common import (
     finish_report,
     lr_at,
     parse_config,
+    STDLIB_DOCS,
+    licence_section,
     rebuild_section,
     seed_everything,
     sentences,
@@ -356,7 +358,7 @@ would score 1.0 by construction; the model is scored against the same rules.
 |---|---|
 {samples}
 
-{rebuild_section(report, 'train_stdlib_ner.py', how)}"""
+{licence_section(STDLIB_DOCS)}{rebuild_section(report, 'train_stdlib_ner.py', how)}"""
 
 
 def train(cfg: NERConfig, command: str) -> dict:

@@ -66,6 +66,8 @@ from training.embedded_common import (
     finish_report,
     lr_at,
     parse_config,
+    STDLIB_DOCS,
+    licence_section,
     rebuild_section,
     seed_everything,
     training_parser,
@@ -459,7 +461,7 @@ subsequence (ROUGE-L), averaged over pairs; no stemming.
 |---|---|---|
 {samples}
 
-{rebuild_section(report, 'train_stdlib_summarizer.py', how)}"""
+{licence_section(STDLIB_DOCS)}{rebuild_section(report, 'train_stdlib_summarizer.py', how)}"""
 
 
 # ---------------------------------------------------------------------------

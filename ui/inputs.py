@@ -44,3 +44,12 @@ class RawRadio(gr.Radio):
 
     def preprocess(self, payload: Any) -> Any:
         return payload
+
+
+class RawCheckbox(gr.Checkbox):
+    """A checkbox whose value reaches the handler as sent (not turned into a bool)."""
+
+    is_template = True
+
+    def preprocess(self, payload: Any) -> Any:
+        return payload

@@ -10,6 +10,7 @@ import gradio as gr
 from backend.errors import UnknownModelError
 from backend.playground import Playground
 from backend.registry import Task
+from ui.render import md_text
 
 
 def describe_model(playground: Playground, name: str | None) -> str:
@@ -18,7 +19,7 @@ def describe_model(playground: Playground, name: str | None) -> str:
     try:
         spec = playground.registry.spec(name)
     except UnknownModelError as exc:
-        return str(exc)
+        return md_text(str(exc))  # it quotes what was typed into the picker
     availability = playground.registry.availability(spec)
     state = "available" if availability.available else "**unavailable**"
     lines = [
@@ -33,8 +34,8 @@ def describe_model(playground: Playground, name: str | None) -> str:
 def model_dropdown(
     playground: Playground, task: Task, describe: Callable[[str | None], str] | None = None
 ) -> tuple[gr.Dropdown, gr.Markdown]:
-    """Build the dropdown and its description; the first available model is preselected.
-    `describe` replaces the standard description (a tab may add a line to it)."""
+    """Build the dropdown and its description, which follows the choice; the first available
+    model is preselected. `describe` replaces the standard description (a tab may add a line)."""
     choices = playground.model_choices(task)
     default = next((c.name for c in choices if c.available), choices[0].name if choices else None)
     dropdown = gr.Dropdown(
@@ -45,5 +46,7 @@ def model_dropdown(
         # names are checked by the registry, whose message lists the valid ones (and is logged)
         allow_custom_value=True,
     )
-    info = gr.Markdown(describe(default) if describe is not None else describe_model(playground, default))
+    describe = describe or (lambda name: describe_model(playground, name))
+    info = gr.Markdown(describe(default))
+    dropdown.change(describe, dropdown, info, api_visibility="private")  # the description follows the choice
     return dropdown, info

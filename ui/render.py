@@ -8,6 +8,7 @@ plotly's hover labels (which understand a few HTML tags too).
 from __future__ import annotations
 
 import html
+import re
 from collections.abc import Sequence
 
 import plotly.graph_objects as go
@@ -20,6 +21,15 @@ def probability_colour(prob: float) -> str:
     """Red (unlikely) -> amber -> green (likely), light enough to read black text on."""
     hue = max(0.0, min(1.0, prob)) * 120.0
     return f"hsl({hue:.0f}, 75%, 82%)"
+
+
+_MARKDOWN_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|~])")
+
+
+def md_text(text: str) -> str:
+    """Text for a Markdown component, shown as typed: Markdown's punctuation backslash-escaped
+    (no **bold**, no [link](url), no ![image](url)) and <, > and & as entities (no HTML)."""
+    return html.escape(_MARKDOWN_SPECIAL.sub(r"\\\1", text), quote=False)
 
 
 def plotly_text(text: str) -> str:
@@ -135,8 +145,8 @@ def metrics_markdown(metrics: RunMetrics, *, seed: int, finish_reason: str, chai
         f"**{memory}** {'n/a' if metrics.peak_memory_bytes is None else f'{metrics.peak_memory_bytes / 2**20:.0f} MiB'} · "
         f"**seed** {seed} · **finish** {finish_reason}"
     )
-    lines = [line, f"**decoding chain:** {html.escape(chain)}"]
-    lines.extend(f"**note:** {html.escape(note)}" for note in notes)
+    lines = [line, f"**decoding chain:** {md_text(chain)}"]
+    lines.extend(f"**note:** {md_text(note)}" for note in notes)
     return "\n\n".join(lines)
 
 

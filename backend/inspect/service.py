@@ -17,6 +17,7 @@ import numpy as np
 import torch
 
 from backend.errors import InputError, ParameterError
+from backend.fields import integer
 from backend.generation import GenerationEngine, decoding_chain, input_token_ids, start_length, token_decoder
 from backend.history import owned_run
 from backend.inspect.forward import ForwardAt, forward_at, prompt_logits
@@ -49,17 +50,6 @@ class RunReplay:
     input_ids: tuple[int, ...] | None  # what the model read; None for runs logged before they were kept
     generated: tuple[int, ...]  # the new tokens of the best (or only) sequence
     streamed: tuple[tuple[float, float], ...]  # (prob, raw_prob) per new token, as streamed
-
-
-def _int_field(name: str, value: object, low: int, high: int, rule: str) -> int:
-    """An integer field as a form or a client sends it (int, integral float, digit string)."""
-    if isinstance(value, str) and value.strip().lstrip("-").isdigit():
-        value = int(value.strip())
-    if isinstance(value, float) and value.is_integer():
-        value = int(value)
-    if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
-        raise ParameterError(name, rule, value)
-    return value
 
 
 def _replay(run: Run) -> RunReplay:
@@ -114,15 +104,15 @@ class Inspector:
         """Why the token at `position` (0 = first new token) of run `run_id` came out."""
         replay = self.replay(owner, run_id)
         n = len(replay.generated)
-        pos = _int_field("position", position, 0, n - 1, f"an integer in [0, {n - 1}] (run {replay.run_id} has {n} new tokens)")
+        pos = integer("position", position, 0, n - 1, f"an integer in [0, {n - 1}] (run {replay.run_id} has {n} new tokens)")
         top_n = DEFAULT_TOP_N if top_n is None or top_n == "" else top_n
-        top = _int_field("top_n", top_n, 1, MAX_TOP_N, f"an integer in [1, {MAX_TOP_N}]")
+        top = integer("top_n", top_n, 1, MAX_TOP_N, f"an integer in [1, {MAX_TOP_N}]")
         loaded, input_ids = self._model_for(replay)
         layers = _attention_layers(loaded)
         chosen_layer = layers - 1  # the last layer, unless asked (negative counts from the end, as in Python)
         if layer is not None and layer != "":
             rule = f"empty or an integer in [{-layers}, {layers - 1}] (-1 = the last layer)"
-            chosen_layer = _int_field("layer", layer, -layers, layers - 1, rule) % layers
+            chosen_layer = integer("layer", layer, -layers, layers - 1, rule) % layers
         with self.engine.exclusive():
             at = forward_at(loaded, input_ids, replay.generated, pos, details=True)
             decode = token_decoder(loaded.tokenizer)

@@ -1,21 +1,30 @@
 """Extractive question answering: the answer is a span of the context, found by an encoder.
 
-transformers 5 has no question-answering pipeline; this is the old pipeline's algorithm written
-on `AutoModelForQuestionAnswering`, in three stages:
+transformers 5 has no question-answering pipeline; this follows the former pipeline's algorithm
+on `AutoModelForQuestionAnswering`, in three stages, and differs from it where said below:
 
 1. windows: the question and the context are tokenized as one pair. A context longer than the
    model's window is cut into overlapping windows; each repeats the question, and neighbours
    share `doc_stride` context tokens, so an answer cut by one window's edge is whole in the next.
 2. forward: one pass per window gives every token a start logit and an end logit.
-3. span search: in each window, every (start, end) pair of context tokens is a candidate; the
-   candidates of all windows are merged by their character span and the best `top_n` returned.
+3. span search: in each window, every (start, end) pair of context tokens is a candidate; with
+   `align_to_words` (the default, as in the former pipeline) a candidate is widened to the whole
+   words its first and last tokens belong to. The candidates of all windows are merged by their
+   character span and the best `top_n` returned.
 
-Scores (the old pipeline's normalisation): in each window the start logits go through a softmax
-over the window's context tokens only (the question, the special tokens and the padding get
-probability 0), the end logits likewise; a span scores p(start) * p(end). With
-`handle_impossible_answer`, the first special token ([CLS], <s>) joins both softmaxes as the
-"no answer" option and scores p(start=CLS) * p(end=CLS); over several windows the lowest of
-these counts (as in the old pipeline: one window that sees an answer is enough).
+Scores, and how they differ from the former pipeline:
+- Normalisation. Here, in each window the start logits go through a softmax over the window's
+  context tokens only (the question, the special tokens and the padding get probability 0), the
+  end logits likewise; a span scores p(start) * p(end). With `handle_impossible_answer`, the
+  first special token ([CLS], <s>) joins both softmaxes as the "no answer" option and scores
+  p(start=CLS) * p(end=CLS); over several windows the lowest of these counts (one window that
+  sees an answer is enough, as in the former pipeline). The former pipeline kept [CLS] in both
+  softmaxes always, asked for "no answer" or not, so its span scores were lower by the mass
+  [CLS] took (and rankings may differ where [CLS] is likely): its figures are not these.
+- Merging. Here a character span seen by several windows (they overlap) is listed once with its
+  best score. The former pipeline merged answers with equal text across windows by adding their
+  scores, so an answer in the overlap counted twice, and equal texts at different places of the
+  context became one answer; here they stay apart (they are different spans).
 """
 
 from __future__ import annotations
@@ -179,6 +188,7 @@ def answer(
     max_answer_len: int = 30,
     doc_stride: int | None = None,
     handle_impossible_answer: bool = False,
+    align_to_words: bool = True,
 ) -> QAResult:
     """Find the `top_n` best spans of `context` that answer `question`.
 
@@ -186,11 +196,16 @@ def answer(
     neighbouring windows, < the context tokens a window holds; None = 128, or half of a
     window's context tokens when 128 does not fit. `handle_impossible_answer`: also score
     "no answer" (the [CLS] token), reported as `no_answer_score`; `best` is None when it wins.
+    `align_to_words`: a span starts at the start of its first token's word and ends at the end
+    of its last token's word ("capital of Fr" becomes "capital of France"), as the former
+    pipeline's align_to_words did; off, spans end where their tokens end.
     """
     started = time.perf_counter()
     top_n, max_answer_len, doc_stride = _check_arguments(
         loaded, question, context, top_n, max_answer_len, doc_stride, handle_impossible_answer
     )
+    if not isinstance(align_to_words, bool):
+        raise ParameterError("align_to_words", "true or false", align_to_words)
     tokenizer = loaded.tokenizer
     # The old pipeline's rule: a tokenizer that pads on the left (XLNet) reads the context first.
     question_first = tokenizer.padding_side == "right"
@@ -248,6 +263,8 @@ def answer(
         null_index = null_indices[i] if null_indices is not None else None
         p_start, p_end = _probabilities(start_logits, end_logits, is_context[i], null_index)
         probabilities.append((p_start, p_end))
+        if align_to_words:
+            offsets = _word_offsets(encoded, i, layout.context_id, offsets)
         for span in _window_spans(p_start, p_end, is_context[i], offsets, max_answer_len, top_n):
             key = (span.start, span.end)
             # a span seen by two overlapping windows is listed once, with its better score
@@ -442,6 +459,19 @@ def _probabilities(
     p_start = torch.softmax(start_logits.masked_fill(~allowed, -math.inf), dim=-1)
     p_end = torch.softmax(end_logits.masked_fill(~allowed, -math.inf), dim=-1)
     return p_start, p_end
+
+
+def _word_offsets(encoded: Any, i: int, context_id: int, offsets: Sequence[tuple[int, int]]) -> list[tuple[int, int]]:
+    """Each context token's characters widened to its whole word (the tokenizer's words: split
+    at spaces and punctuation); other tokens keep their own."""
+    words = encoded.word_ids(i)
+    sequences = encoded.sequence_ids(i)
+    widened = list(offsets)
+    for t, (word, sequence) in enumerate(zip(words, sequences)):
+        if word is not None and sequence == context_id:
+            span = encoded.word_to_chars(i, word, sequence_index=context_id)
+            widened[t] = (span.start, span.end)
+    return widened
 
 
 def _window_spans(

@@ -106,3 +106,25 @@ def test_feature_extraction_tab(page: Page) -> None:
     tab.locator("#feature_extraction_heatmap .js-plotly-plot .heatmaplayer").wait_for(timeout=60_000)
     tab.locator("#feature_extraction_download a").first.wait_for(timeout=10_000)
     assert "dimension" in tab.inner_text() and "384" in tab.inner_text()
+
+
+def test_what_is_typed_is_never_rendered_as_markup(page: Page) -> None:
+    tab = open_tab(page, "Zero-shot", "tab_zero_shot_classification")
+    tab.get_by_label("Text", exact=True).fill("The striker scored twice.")
+    tab.get_by_label("Candidate labels (comma-separated)").fill("**sports**, [politics](http://example.invalid), cooking")
+    tab.get_by_role("button", name="Classify").click()
+    page.wait_for_function("document.querySelector('#zero_shot_info').innerText.includes('best:')", timeout=30_000)
+    info = page.locator("#zero_shot_info")
+    shown = info.inner_text()
+    assert info.locator("a").count() == 0  # no link made of the label
+    assert any(label in shown for label in ("best: **sports**", "best: [politics](http://example.invalid)", "best: cooking"))
+    dropdown = page.locator("#tab_text_classification").get_by_label("Model", exact=True)
+    open_tab(page, "Text classification", "tab_text_classification")
+    dropdown.click()
+    dropdown.fill('<img id="injected" src="http://127.0.0.1:9/x.png"> ![pic](http://127.0.0.1:9/y.png)')
+    dropdown.press("Enter")
+    page.wait_for_function(
+        "document.querySelector('#tab_text_classification').innerText.includes('model must be one of')", timeout=30_000
+    )
+    assert page.locator("#injected").count() == 0 and page.locator("#tab_text_classification img").count() == 0
+    assert '<img id="injected"' in page.locator("#tab_text_classification").inner_text()

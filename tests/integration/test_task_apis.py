@@ -175,3 +175,21 @@ def test_what_only_a_raw_client_sends_is_refused_clearly_and_logged(client: Clie
 def test_long_input_is_cut_and_the_result_says_so(client: Client) -> None:
     out = client.predict(api_name="/text_classification", model="tiny-classifier", text="word " * 500)[-1]
     assert out["truncated"] and any("64" in note for note in out["notes"])
+
+
+def test_question_answering_offers_whole_words_and_no_answer(client: Client) -> None:
+    api = client.view_api(return_format="dict", print_info=False)["named_endpoints"]["/question_answering"]
+    assert [p["parameter_name"] for p in api["parameters"]] == [
+        "model", "question", "context", "top_n", "max_answer_len", "doc_stride", "align_to_words", "handle_impossible_answer",
+    ]
+    call = CALLS["/question_answering"]
+    aligned = client.predict(api_name="/question_answering", **call)[-1]
+    assert aligned["no_answer_score"] is None
+    words = {(m.start(), m.end()) for m in __import__("re").finditer(r"\w+", call["context"])}
+    starts, ends = {s for s, _ in words}, {e for _, e in words}
+    for a in aligned["answers"]:  # every answer starts and ends at a word's edge
+        assert a["start"] in starts | {e for e in ends} and a["end"] in ends | starts
+    with_null = client.predict(api_name="/question_answering", handle_impossible_answer=True, **call)[-1]
+    assert isinstance(with_null["no_answer_score"], float)
+    with pytest.raises(Exception, match="align_to_words must be true or false, got 'maybe'."):
+        client.predict(api_name="/question_answering", align_to_words="maybe", **call)

@@ -204,3 +204,16 @@ def test_model_card_is_what_its_script_writes_from_training_json(folder: str, sc
     module = importlib.import_module(f"training.{script}")
     report = json.loads((MODELS / folder / "training.json").read_text(encoding="utf-8"))
     assert module.model_card(report) == (MODELS / folder / "README.md").read_text(encoding="utf-8")
+
+
+def test_the_project_and_every_embedded_model_name_their_licence() -> None:
+    licence = (MODELS.parent / "LICENSE").read_text(encoding="utf-8")
+    assert "Apache License" in licence and "Version 2.0, January 2004" in licence
+    assert "license: apache-2.0" in (MODELS.parent / "README.md").read_text(encoding="utf-8").split("---")[1]
+    folders = sorted(p for p in MODELS.iterdir() if (p / "config.json").is_file())
+    assert len(folders) == 8
+    for folder in folders:
+        card = (folder / "README.md").read_text(encoding="utf-8")
+        section = card.split("## Data and licence", 1)[1].split("\n## ", 1)[0]
+        assert "Training data:" in section and "Apache-2.0" in section, folder.name
+        assert "PSF License" in section or "written for this project" in section, folder.name

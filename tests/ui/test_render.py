@@ -38,3 +38,21 @@ def test_metrics_line() -> None:
     line = metrics_markdown(metrics, seed=42, finish_reason="length", chain="raw logits → softmax")
     assert "**TTFT** 50.0 ms" in line and "**TPOT** 2.0 ms" in line and "150.0 tokens/s" in line
     assert "**peak RSS** 300 MiB" in line and "**seed** 42" in line
+
+
+def test_markdown_text_shows_what_was_typed() -> None:
+    from ui.render import md_text
+
+    typed = '**bold** _it_ [link](http://x) ![img](http://y) <img src="http://z"> # title\n1. item `code` | a & b \\ end'
+    escaped = md_text(typed)
+    assert "<img" not in escaped and "&lt;img" in escaped and "&amp;" in escaped
+    for mark in ("**", "[link]", "![img]", "(http://x)", "`code`"):
+        assert mark not in escaped
+    assert escaped.replace("\\", "").replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&") == typed.replace("\\", "")
+
+
+def test_an_unknown_model_typed_into_the_picker_is_described_as_text(playground) -> None:
+    from ui.models import describe_model
+
+    shown = describe_model(playground, '<img src="http://example.invalid/x.png"> ![i](http://e.invalid)')
+    assert "<img" not in shown and "![i]" not in shown and shown.startswith("model must be one of")

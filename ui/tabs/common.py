@@ -3,7 +3,6 @@ adapter, and the notes line. Each tab's own builder lives in its own module."""
 
 from __future__ import annotations
 
-import html
 from collections.abc import Callable, Sequence
 
 import gradio as gr
@@ -11,6 +10,7 @@ import gradio as gr
 from backend.playground import ARCHITECTURE_LESSONS, Playground
 from backend.registry import ProgressFn, Task
 from ui.models import model_dropdown
+from ui.render import md_text
 
 
 def task_header(
@@ -26,9 +26,10 @@ def progress_fn(progress: gr.Progress) -> ProgressFn:
 
 
 def notes_markdown(seconds: float, notes: Sequence[str], extra: str = "") -> str:
+    """`extra` is Markdown: whatever in it a person or a model wrote goes through md_text."""
     parts = [f"{seconds * 1000:.0f} ms"]
     if extra:
-        parts.append(extra.replace("<", "&lt;"))  # model labels and answers are text, not markup
+        parts.append(extra)
     lines = [" · ".join(parts)]
-    lines.extend(f"**note:** {html.escape(note)}" for note in notes)
+    lines.extend(f"**note:** {md_text(note)}" for note in notes)
     return "\n\n".join(lines)

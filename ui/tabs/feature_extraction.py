@@ -17,6 +17,7 @@ from ui.errors import user_facing_errors
 from ui.forms import TabForm
 from ui.identity import Identity
 from ui.inputs import RawRadio
+from ui.render import md_text
 from ui.tabs.common import notes_markdown, progress_fn, task_header
 from ui.views.tokenizer import build_tokenizer_view
 
@@ -64,7 +65,7 @@ def build_feature_extraction_tab(playground: Playground, identity: Identity, dow
             [i + 1, s, tokens, round(norm, 4)]
             for i, (s, tokens, norm) in enumerate(zip(out["sentences"], out["tokens"], out["norms"]))
         ]
-        headline = f"dimension **{out['dimension']}** · pooling **{out['pooling']}** · L2-normalised: {out['normalized']}"
+        headline = f"dimension **{out['dimension']}** · pooling **{md_text(out['pooling'])}** · L2-normalised: {out['normalized']}"
         return (
             similarity_heatmap(out["sentences"], out["similarity"]),
             rows,

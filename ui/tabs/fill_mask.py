@@ -15,6 +15,7 @@ from ui.forms import TabForm
 from ui.identity import Identity
 from ui.inputs import ParamSlider
 from ui.models import describe_model
+from ui.render import md_text
 from ui.tabs.common import notes_markdown, progress_fn, task_header
 from ui.views.tokenizer import build_tokenizer_view
 
@@ -53,7 +54,6 @@ def build_fill_mask_tab(playground: Playground, identity: Identity) -> dict[str,
                     interactive=False,
                 )
                 bias_result = gr.JSON(label="Bias probe result (JSON)", open=False)
-        model.change(lambda name: _describe(playground, name), model, info, api_visibility="private")
 
     def fill_mask(
         model: str, text: str, top_k: float, browser_id: str | None, request: gr.Request, progress: gr.Progress = gr.Progress()
@@ -64,7 +64,7 @@ def build_fill_mask_tab(playground: Playground, identity: Identity) -> dict[str,
         tokens = [f["token_str"] for f in out["fills"]]
         scores = [f["score"] for f in out["fills"]]
         chart_ = score_bars(tokens, scores, f"Fills for {out['mask_token']}")
-        return chart_, notes_markdown(out["seconds"], out["notes"], f"mask token `{out['mask_token']}`"), out
+        return chart_, notes_markdown(out["seconds"], out["notes"], f"mask token {md_text(out['mask_token'])}"), out
 
     def bias_probe(
         model: str, text_a: str, text_b: str, top_k: float, browser_id: str | None, request: gr.Request,

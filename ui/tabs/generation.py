@@ -112,7 +112,6 @@ def build_generation_tab(
                 )
                 result = gr.JSON(label="Result (JSON, as the API returns it)", open=False)
                 inspector = build_inspector(playground, identity, prefix, output, public=public_views)
-        model.change(describe, model, info, api_visibility="private")
 
     outputs = [output, chart, metrics, sequences, inspector.run_id, result]
 

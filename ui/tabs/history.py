@@ -13,11 +13,11 @@ import gradio as gr
 
 from backend.capture import TokenStep
 from backend.history import DEFAULT_LIMIT, EXPORT_FORMATS, MAX_LIMIT, HistoryQuery
+from backend.inspect.service import GENERATIVE_TASKS
 from backend.metrics import RunMetrics
 from backend.playground import Playground
 from backend.registry import Task
 from backend.runlog import RunStatus
-from backend.inspect.service import GENERATIVE_TASKS
 from ui.downloads import Downloads
 from ui.errors import user_facing_errors
 from ui.forms import TabForm
@@ -133,7 +133,7 @@ def build_history_tab(
             task = RawDropdown(["all", *(t.value for t in Task)], value="all", label="task")
             model = RawDropdown(["all", *playground.registry.specs], value="all", label="model", allow_custom_value=True)
             status = RawDropdown(["all", *(s.value for s in RunStatus)], value="all", label="status")
-            search = gr.Textbox(label="search", placeholder="text in the input or the output")
+            search = gr.Textbox(value="", label="search", placeholder="text in the input or the output")
             limit = ParamSlider(1, MAX_LIMIT, value=DEFAULT_LIMIT, step=1, label="limit")
         refresh = gr.Button("Show my runs", variant="primary", elem_id="history_refresh")
         table = gr.Dataframe(headers=HEADERS, interactive=False, wrap=True, elem_id="history_table", label="Runs (click a row to open it)")

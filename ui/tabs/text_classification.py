@@ -12,6 +12,7 @@ from ui.charts import score_bars
 from ui.errors import user_facing_errors
 from ui.forms import TabForm
 from ui.identity import Identity
+from ui.render import md_text
 from ui.tabs.common import notes_markdown, progress_fn, task_header
 from ui.views.tokenizer import build_tokenizer_view
 
@@ -43,7 +44,7 @@ def build_text_classification_tab(playground: Playground, identity: Identity) ->
             out = playground.classify(model, text, progress_fn(progress), Identity.owner(browser_id, request)).to_json()
         labels = [s["label"] for s in out["scores"]]
         scores = [s["score"] for s in out["scores"]]
-        top = f"**{out['label']}** ({out['score']:.3f}, {out['function']})"
+        top = f"**{md_text(out['label'])}** ({out['score']:.3f}, {md_text(out['function'])})"
         return score_bars(labels, scores, "All labels"), notes_markdown(out["seconds"], out["notes"], top), out
 
     run.click(text_classification, inputs=[model, text, identity.state], outputs=[chart, info, result], api_name="text_classification")

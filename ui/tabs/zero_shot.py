@@ -13,6 +13,7 @@ from ui.charts import score_bars
 from ui.errors import user_facing_errors
 from ui.forms import TabForm
 from ui.identity import Identity
+from ui.render import md_text
 from ui.tabs.common import notes_markdown, progress_fn, task_header
 from ui.views.tokenizer import build_tokenizer_view
 
@@ -61,10 +62,7 @@ def build_zero_shot_tab(playground: Playground, identity: Identity) -> dict[str,
                 chart = gr.Plot(label="Score of each label", elem_id="zero_shot_chart")
                 notes = gr.Markdown(elem_id="zero_shot_info")
                 result = gr.JSON(label="Result (JSON, as the API returns it)", open=False)
-        model.change(
-            lambda name: (describe_model(playground, name) + "\n\n" + _method(playground, name), _template(playground, name)),
-            model, [info, template], api_visibility="private",
-        )
+        model.change(lambda name: _template(playground, name), model, template, api_visibility="private")
 
     def zero_shot_classification(
         model: str, text: str, candidate_labels: str, hypothesis_template: str, multi_label: bool,
@@ -79,7 +77,7 @@ def build_zero_shot_tab(playground: Playground, identity: Identity) -> dict[str,
         title = f"{out['method']} · {'multi-label' if out['multi_label'] else 'single-label (scores sum to 1)'}"
         return (
             score_bars(out["labels"], out["scores"], title, "score"),
-            notes_markdown(out["seconds"], out["notes"], f"best: **{out['labels'][0]}**"),
+            notes_markdown(out["seconds"], out["notes"], f"best: **{md_text(out['labels'][0])}**"),
             out,
         )
 

@@ -348,3 +348,30 @@ def test_a_model_of_another_task_is_refused(qa_models) -> None:
     other = replace(loaded, spec=replace(loaded.spec, task=Task.FILL_MASK))
     with pytest.raises(TaskMismatchError):
         answer(other, QUESTION, "The zebra lives.")
+
+
+# -- whole words ------------------------------------------------------------------------------
+
+
+def pieces(loaded: LoadedModel, context: str, word: str) -> list[int]:
+    """The token ids the tokenizer cuts `word` into, where it stands in `context`."""
+    encoded = loaded.tokenizer(context, add_special_tokens=False, return_offsets_mapping=True)
+    start = context.index(word)
+    return [i for i, (s, e) in zip(encoded["input_ids"], encoded["offset_mapping"]) if start <= s < start + len(word)]
+
+
+@pytest.mark.parametrize("name", ARCHITECTURES)
+def test_answers_are_aligned_to_whole_words_unless_asked_not_to(qa_models, monkeypatch, name) -> None:
+    loaded = qa_models[name]
+    context = "The zebra lives in socketmodule with friends."
+    cut = pieces(loaded, context, "socketmodule")
+    assert len(cut) >= 3, "the test needs a word the tokenizer cuts into pieces"
+    steer(monkeypatch, loaded, start=single_token(loaded, "zebra"), end=cut[1])  # the best span ends inside the word
+    raw = answer(loaded, QUESTION, context, top_n=3, align_to_words=False)
+    assert raw.answers[0].text.startswith("zebra lives in socket") and raw.answers[0].text != "zebra lives in socketmodule"
+    aligned = answer(loaded, QUESTION, context, top_n=3)
+    assert aligned.answers[0].text == "zebra lives in socketmodule"
+    assert aligned.answers[0].score == pytest.approx(raw.answers[0].score)
+    assert len({(a.start, a.end) for a in aligned.answers}) == len(aligned.answers)
+    with pytest.raises(ParameterError, match="align_to_words must be true or false, got 'yes'."):
+        answer(loaded, QUESTION, context, align_to_words="yes")

@@ -127,7 +127,8 @@ def test_greedy_stream_equals_model_generate_token_for_token(engine, seq2seq_mod
     assert list(result.sequences[0].token_ids) == expected
     assert result.text == loaded.tokenizer.decode(expected, skip_special_tokens=True)
     eos = loaded.model.generation_config.eos_token_id
-    assert result.finish_reason == (FinishReason.EOS if expected[-1] == eos else FinishReason.LENGTH)
+    ran_out = len(expected) == 12  # (there an end token is forced, and the run ended for its length)
+    assert result.finish_reason == (FinishReason.LENGTH if ran_out or expected[-1] != eos else FinishReason.EOS)
     assert result.metrics.prompt_tokens == loaded.tokenizer(PROMPT, return_tensors="pt")["input_ids"].shape[1]
     assert result.metrics.new_tokens == len(expected) and result.metrics.ttft_s is not None
     # each step's probability is that of the distribution generate() chose from
@@ -226,3 +227,13 @@ def test_max_new_tokens_past_the_decoder_positions_is_fitted(engine, seq2seq_mod
     eos_bonus(monkeypatch, loaded, -100.0)  # never ends by itself
     _, result = run(engine, loaded, DecodingParams(max_new_tokens=CONTEXT + 16))
     assert len(result.sequences[0].token_ids) <= CONTEXT and result.notes
+
+
+@pytest.mark.parametrize("name", ["bart", "marian"])
+def test_a_run_that_reaches_max_new_tokens_ends_for_its_length_even_with_a_forced_end_token(engine, seq2seq_models, monkeypatch, name) -> None:
+    loaded = seq2seq_models[name]
+    eos_bonus(monkeypatch, loaded, -100.0)  # the model itself never ends
+    _, result = run(engine, loaded, DecodingParams(max_new_tokens=5))
+    eos = loaded.model.generation_config.eos_token_id
+    assert len(result.sequences[0].token_ids) == 5 and result.sequences[0].token_ids[-1] == eos  # forced there
+    assert result.finish_reason == FinishReason.LENGTH  # (it said "eos": the model had no say in it)
