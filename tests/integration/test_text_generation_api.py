@@ -79,3 +79,28 @@ def test_beam_search_returns_every_beam_with_its_score(client: Client) -> None:
     sequences = out[-1]["sequences"]
     assert len(sequences) == 3 and all(isinstance(s["score"], float) for s in sequences)
     assert [s["score"] for s in sequences] == sorted((s["score"] for s in sequences), reverse=True)
+
+
+def test_a_cancelled_api_job_keeps_its_seed_params_and_times(client: Client, served_app) -> None:
+    import time
+
+    _, playground = served_app
+    job = client.submit(model="long-gpt2", prompt="Return the", max_new_tokens=1024, min_new_tokens=1024, temperature=0.7, api_name="/text_generation")
+    deadline = time.time() + 30
+    while time.time() < deadline and not any(o[-1] and o[-1].get("new_tokens", 0) > 0 for o in job.outputs()):
+        time.sleep(0.05)
+    job.cancel()
+    deadline = time.time() + 30
+    run = None
+    while time.time() < deadline:
+        with playground.runlog.session() as session:
+            run = session.scalars(select(Run).where(Run.model == "long-gpt2").order_by(Run.id.desc())).first()
+            if run is not None and run.status != "running":
+                break
+        time.sleep(0.1)
+    assert run is not None and run.status == "cancelled" and run.finish_reason == "cancelled"
+    assert run.seed is not None and run.params["seed"] == run.seed and run.params["temperature"] == 0.7
+    assert 0 < run.new_tokens < 1024 and run.ttft_s > 0 and run.total_s > 0
+    with playground.runlog.session() as session:
+        steps = session.scalars(select(TokenStepRow).where(TokenStepRow.run_id == run.id)).all()
+    assert len(steps) == run.new_tokens
