@@ -29,9 +29,7 @@ from __future__ import annotations
 
 import argparse
 import os
-import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import threading
@@ -49,6 +47,7 @@ from transformers.generation.streamers import BaseStreamer  # noqa: E402
 from backend.generation import GenerationDone, GenerationEngine, TokenEvent  # noqa: E402
 from backend.params import DecodingParams  # noqa: E402
 from backend.registry import ModelRegistry, load_specs  # noqa: E402
+from bench.app_process import free_port, start_app  # noqa: E402
 
 PROMPT = "Return a new list containing all items from the iterable in ascending order."
 
@@ -117,12 +116,6 @@ def engine_generate(engine: GenerationEngine, loaded, n: int) -> Measurement:
     return Measurement(first - start, end - start, tokens)
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def app_generate(client, model: str, n: int) -> Measurement:
     start = time.perf_counter()
     job = client.submit(
@@ -143,32 +136,6 @@ def app_floor(client) -> float:
     start = time.perf_counter()
     client.predict(api_name="/stop_text_generation")
     return time.perf_counter() - start
-
-
-def start_app(port: int, db: Path, threads: int | None) -> subprocess.Popen:
-    """`python app.py` on `port` with its run log at `db`; `threads`: OMP_NUM_THREADS, or None
-    to leave torch's own choice (as the README's command does)."""
-    env = {
-        **os.environ,
-        "GRADIO_SERVER_PORT": str(port),
-        "GRADIO_SERVER_NAME": "127.0.0.1",
-        "PLAYGROUND_DB_URL": f"sqlite:///{db}",
-        "GRADIO_ANALYTICS_ENABLED": "False",
-    }
-    if threads is not None:
-        env["OMP_NUM_THREADS"] = str(threads)
-    process = subprocess.Popen(
-        [sys.executable, str(ROOT / "app.py")], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-    )
-    deadline = time.time() + 120
-    while time.time() < deadline:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=1):
-                return process
-        except OSError:
-            time.sleep(0.5)
-    process.kill()
-    raise RuntimeError("the app did not start within 120 s")
 
 
 def median(measurements: list[Measurement]) -> Measurement:

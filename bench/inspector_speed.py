@@ -32,7 +32,7 @@ import torch  # noqa: E402
 
 from backend.playground import GenerationRun, Playground  # noqa: E402
 from backend.settings import Settings  # noqa: E402
-from bench.generation_speed import free_port, start_app  # noqa: E402
+from bench.app_process import free_port, start_app  # noqa: E402
 
 MODEL = "stdlib-gpt2 (embedded)"
 CONTEXT = 512

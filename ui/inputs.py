@@ -1,7 +1,7 @@
-"""Input components whose values the backend checks, not Gradio: an API call with top_p=1.3 or
-position=-2 gets the backend's own message ("top_p must be in (0, 1], got 1.3.") instead of
-Gradio's generic one, and a failed run is logged. The browser still draws Gradio's own widget
-(they are template components)."""
+"""Input components whose values the backend checks, not Gradio: an API call with top_p=1.3,
+position=-2 or aggregation_strategy="bogus" gets the backend's own message ("top_p must be in
+(0, 1], got 1.3.") instead of Gradio's generic one, and the failed run is logged. The browser still
+draws Gradio's own widget (they are template components)."""
 
 from __future__ import annotations
 
@@ -10,17 +10,8 @@ from typing import Any
 import gradio as gr
 
 
-class ParamSlider(gr.Slider):
-    """A slider whose value reaches the handler as sent."""
-
-    is_template = True
-
-    def preprocess(self, payload: float | None) -> float | None:
-        return payload
-
-
-class RawNumber(gr.Number):
-    """A number box whose value reaches the handler as sent (None when empty)."""
+class _AsSent:
+    """The payload reaches the handler as the client sent it (no range, choice or type check)."""
 
     is_template = True
 
@@ -28,28 +19,21 @@ class RawNumber(gr.Number):
         return payload
 
 
-class RawDropdown(gr.Dropdown):
-    """A dropdown whose value reaches the handler as sent (not checked against the choices)."""
-
-    is_template = True
-
-    def preprocess(self, payload: Any) -> Any:
-        return payload
+class ParamSlider(_AsSent, gr.Slider):
+    """A slider (a number the backend checks)."""
 
 
-class RawRadio(gr.Radio):
-    """Radio buttons whose value reaches the handler as sent (not checked against the choices)."""
-
-    is_template = True
-
-    def preprocess(self, payload: Any) -> Any:
-        return payload
+class RawNumber(_AsSent, gr.Number):
+    """A number box (None when empty)."""
 
 
-class RawCheckbox(gr.Checkbox):
-    """A checkbox whose value reaches the handler as sent (not turned into a bool)."""
+class RawDropdown(_AsSent, gr.Dropdown):
+    """A dropdown (its value is not checked against the choices)."""
 
-    is_template = True
 
-    def preprocess(self, payload: Any) -> Any:
-        return payload
+class RawRadio(_AsSent, gr.Radio):
+    """Radio buttons (the value is not checked against the choices)."""
+
+
+class RawCheckbox(_AsSent, gr.Checkbox):
+    """A checkbox (the value is not turned into a bool)."""

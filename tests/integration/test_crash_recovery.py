@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -15,38 +14,13 @@ import pytest
 from gradio_client import Client
 from sqlalchemy import create_engine, text
 
-from tests.conftest import ROOT, write_models_yaml
+from bench.app_process import free_port, start_app
+from tests.conftest import write_models_yaml
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def start_app(models: Path, db: Path, port: int) -> subprocess.Popen:
-    env = {
-        **os.environ,
-        "PLAYGROUND_MODELS_FILE": str(models),
-        "PLAYGROUND_DB_URL": f"sqlite:///{db}",
-        "GRADIO_SERVER_PORT": str(port),
-        "GRADIO_SERVER_NAME": "127.0.0.1",
-        "HF_HUB_OFFLINE": "1",
-        "GRADIO_ANALYTICS_ENABLED": "False",
-        "OMP_NUM_THREADS": "1",
-    }
-    process = subprocess.Popen([sys.executable, str(ROOT / "app.py")], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.time() + 120
-    while time.time() < deadline:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=1):
-                return process
-        except OSError:
-            if process.poll() is not None:
-                raise RuntimeError("the app exited at start")
-            time.sleep(0.3)
-    process.kill()
-    raise RuntimeError("the app did not start within 120 s")
+def start(models: Path, db: Path) -> tuple[subprocess.Popen, int]:
+    port = free_port()
+    return start_app(port, db, threads=1, env={"PLAYGROUND_MODELS_FILE": str(models), "HF_HUB_OFFLINE": "1"}), port
 
 
 def latest(db: Path) -> tuple[int, str, int]:
@@ -62,8 +36,7 @@ def latest(db: Path) -> tuple[int, str, int]:
 def test_a_run_survives_kill_9_as_interrupted_with_its_tokens(tmp_path: Path, tiny_gpt2_dir: Path, corrupt_model_dir: Path, long_gpt2_dir: Path) -> None:
     models = write_models_yaml(tmp_path / "models.yaml", tiny_gpt2_dir, corrupt_model_dir, long_gpt2_dir)
     db = tmp_path / "runs.sqlite"
-    port = free_port()
-    app = start_app(models, db, port)
+    app, port = start(models, db)
     try:
         client = Client(f"http://127.0.0.1:{port}/", verbose=False)
         client.submit(model="long-gpt2", prompt="Return the", max_new_tokens=1024, min_new_tokens=1024, api_name="/text_generation")
@@ -82,7 +55,7 @@ def test_a_run_survives_kill_9_as_interrupted_with_its_tokens(tmp_path: Path, ti
             app.kill()
     _, after_kill_status, after_kill_steps = latest(db)
     assert after_kill_status == "running" and written <= after_kill_steps < 1024  # what the crash left
-    restarted = start_app(models, db, free_port())
+    restarted, _ = start(models, db)
     try:
         engine = create_engine(f"sqlite:///{db}")
         with engine.connect() as connection:
