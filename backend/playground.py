@@ -16,17 +16,17 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
-from backend.errors import ParameterError, PlaygroundError
 from backend.capture import TokenStep
+from backend.errors import ParameterError, PlaygroundError
 from backend.generation import FinishReason, GenerationDone, GenerationEngine, GenerationResult, TokenEvent
 from backend.history import EXPORT_FORMATS, HistoryQuery, export_csv, export_jsonl, list_runs, owned_run, run_json, run_row
 from backend.inspect.service import GENERATIVE_TASKS, Inspector
 from backend.metrics import RunMetrics
 from backend.params import DecodingParams
-from backend.tasks.encoding import require_text
 from backend.registry import LoadedModel, ModelRegistry, ModelSpec, ProgressFn, Task, load_specs
 from backend.runlog import RunLog, RunRecord, RunRecorder, RunStatus, add_run, interrupt_unfinished
 from backend.settings import Settings
+from backend.tasks.encoding import require_text
 
 log = logging.getLogger(__name__)
 

@@ -89,7 +89,7 @@ def main() -> None:
         inspector.inspect_prompt(owner, long_run.run_id)
         for _ in range(args.repeats):
             for name, position in positions.items():
-                inproc[name].append(timed(lambda: inspector.inspect_token(owner, run.run_id, position)))
+                inproc[name].append(timed(lambda p=position: inspector.inspect_token(owner, run.run_id, p)))
             inproc_prompt.append(timed(lambda: inspector.inspect_prompt(owner, long_run.run_id)))
         playground.close()
 
@@ -106,7 +106,7 @@ def main() -> None:
             client.predict(run_id=long_id, api_name="/inspect_prompt")
             for _ in range(args.repeats):
                 for name, position in positions.items():
-                    app[name].append(timed(lambda: client.predict(run_id=run_id, position=position, api_name="/inspect_token")))
+                    app[name].append(timed(lambda p=position: client.predict(run_id=run_id, position=p, api_name="/inspect_token")))
                 app_prompt.append(timed(lambda: client.predict(run_id=long_id, api_name="/inspect_prompt")))
             floor = [timed(lambda: client.predict(api_name="/stop_text_generation")) for _ in range(args.repeats)]
         finally:

@@ -15,8 +15,8 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
 from backend.playground import Playground  # noqa: E402
 from backend.settings import Settings  # noqa: E402
-from tests.tiny_models import build_tiny_gpt2  # noqa: E402
 from tests.offline import offline_settings
+from tests.tiny_models import build_tiny_gpt2  # noqa: E402
 
 
 @pytest.fixture(scope="session")
@@ -98,10 +98,9 @@ def playground(settings: Settings) -> Playground:
 @pytest.fixture(scope="session")
 def served_app(tmp_path_factory: pytest.TempPathFactory, tiny_gpt2_dir: Path, corrupt_model_dir: Path, long_gpt2_dir: Path):
     """The real app (build_demo on a Playground) served on a free loopback port."""
+    from tests.app_models import task_models_yaml
     from ui.interface import build_demo
     from ui.serving import enable_queue
-
-    from tests.app_models import task_models_yaml
 
     folder = tmp_path_factory.mktemp("app")
     models = write_models_yaml(folder / "models.yaml", tiny_gpt2_dir, corrupt_model_dir, long_gpt2_dir)

@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from backend.errors import InputError
-from backend.inspect.records import TokenPiece, Tokenization
+from backend.inspect.records import Tokenization, TokenPiece
 from backend.tasks.encoding import valid_unicode
 
 #: Longest text the tokenizer view takes (a page of text is a few thousand characters).

@@ -70,7 +70,7 @@ def test_a_run_log_from_before_owners_gets_the_column_and_keeps_its_runs(tmp_pat
 
 def test_every_run_records_its_owner(playground: Playground) -> None:
     events = list(playground.text_generation("tiny-gpt2", "Return the", {"max_new_tokens": 3}, threading.Event(), owner="session:g"))
-    with pytest.raises(Exception):
+    with pytest.raises(ParameterError, match="top_p must be"):
         list(playground.text_generation("tiny-gpt2", "x", {"top_p": 7}, threading.Event(), owner="session:e"))
     with playground.runlog.session() as session:
         runs = session.query(Run).order_by(Run.id).all()
@@ -92,7 +92,7 @@ def generate(pg: Playground, prompt: str, owner: str, **params) -> int:
 def test_the_history_lists_the_owners_runs_newest_first_with_filters(playground: Playground) -> None:
     a1 = generate(playground, "Return the list", "session:a", max_new_tokens=3)
     generate(playground, "Secret of b", "session:b", max_new_tokens=3)
-    with pytest.raises(Exception):
+    with pytest.raises(ParameterError, match="top_p must be"):
         list(playground.text_generation("tiny-gpt2", "Return 100% of_it", {"top_p": 5}, threading.Event(), owner="session:a"))
     a_runs = playground.history("session:a", HistoryQuery.of())
     assert [r["status"] for r in a_runs] == ["error", "ok"] and a_runs[1]["id"] == a1

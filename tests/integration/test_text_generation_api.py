@@ -6,8 +6,8 @@ import pytest
 from gradio_client import Client
 from sqlalchemy import select
 
-from backend.runlog import Run, TokenStepRow
 from backend.params import DecodingParams
+from backend.runlog import Run, TokenStepRow
 
 
 @pytest.fixture(scope="module")

@@ -45,3 +45,15 @@ def test_enable_queue_fails_loudly_when_gradio_changes(monkeypatch: pytest.Monke
     monkeypatch.setattr(gradio.queueing.Queue, "__init__", without_poll_setting)
     with pytest.raises(RuntimeError, match="review ui/serving.py"):
         enable_queue(blocks())
+
+
+def test_the_raw_inputs_are_drawn_by_gradio_s_own_widgets() -> None:
+    """Gradio draws a template component with its base widget; a subclass it does not take for
+    one is fetched as a custom component, and the page never finishes loading."""
+    from ui.inputs import ParamSlider, RawCheckbox, RawDropdown, RawNumber, RawRadio
+
+    with gr.Blocks() as demo:
+        components = [ParamSlider(0, 1), RawNumber(), RawDropdown(["a"]), RawRadio(["a"]), RawCheckbox()]
+    config = demo.get_config_file()
+    types = {c["id"]: c["type"] for c in config["components"]}
+    assert [types[c._id] for c in components] == ["slider", "number", "dropdown", "radio", "checkbox"]

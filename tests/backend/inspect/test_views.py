@@ -10,7 +10,7 @@ import torch
 from sqlalchemy import select
 from transformers import OPTConfig, OPTForCausalLM
 
-from backend.errors import ParameterError, RunAccessError
+from backend.errors import InputError, ParameterError, RunAccessError
 from backend.inspect.lens import logit_lens
 from backend.inspect.records import AttentionView, Unavailable
 from backend.playground import Playground
@@ -129,7 +129,7 @@ def test_bad_requests_get_the_rule_and_the_value(inspect_playground: Playground)
         other = add_run(session, RunRecord(task="fill-mask", model="m", status=RunStatus.OK, input={"text": "x"}, params={}, owner=OWNER))
     with pytest.raises(ParameterError, match=f"run_id must be a text generation, summarization or translation run, got 'a fill-mask run \\({other}\\)'."):
         inspector.inspect_token(OWNER, other, 0)
-    with pytest.raises(Exception):
+    with pytest.raises(InputError, match="reads at most 128 tokens"):
         generate(pg, "tiny-gpt2", "word " * 300, {})  # too long: logged as an error, without tokens
     with pg.runlog.session() as session:
         failed = session.scalars(select(Run.id).where(Run.status == "error").order_by(Run.id.desc())).first()
