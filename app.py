@@ -8,13 +8,14 @@ import logging
 from backend.playground import Playground
 from backend.settings import Settings
 from ui.interface import build_demo
-from ui.serving import enable_queue
+from ui.serving import enable_queue, generation_concurrency
 
 
 def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     playground = Playground(Settings.from_env())
-    demo = enable_queue(build_demo(playground))
+    playground.apply_process_settings()  # torch's thread count (PLAYGROUND_TORCH_THREADS)
+    demo = enable_queue(build_demo(playground), generation_concurrency(playground.settings.max_batch))
     demo.launch()
 
 

@@ -208,20 +208,38 @@ class FinalTap(LogitsProcessor):
         return scores
 
 
-class StepStreamer(BaseStreamer):
+class StepChannel:
+    """One run's steps on their way from the thread that generates them to the one that streams
+    them: `PendingStep`s, then `END_OF_STREAM`; `error` is set when the run failed."""
+
+    def __init__(self) -> None:
+        self.queue: queue.Queue[PendingStep | object] = queue.Queue()
+        self.finished = threading.Event()
+        self.error: BaseException | None = None
+
+    def send(self, step: PendingStep) -> None:
+        self.queue.put(step)
+
+    def close(self, error: BaseException | None = None) -> None:
+        if self.finished.is_set():
+            return
+        self.error = error
+        self.queue.put(END_OF_STREAM)
+        self.finished.set()
+
+
+class StepStreamer(BaseStreamer, StepChannel):
     """Receives each chosen token from generate() (one sequence only: transformers refuses a
-    streamer with beams or several sequences) and puts a `PendingStep` on a queue: no tensor
+    streamer with beams or several sequences) and puts a `PendingStep` on its channel: no tensor
     work here, so the generation thread goes straight on to the next token.
 
-    The queue carries `PendingStep`s, then `END_OF_STREAM`. `on_token` is called in the generation
-    thread after each step (the memory meter uses it)."""
+    `on_token` is called in the generation thread after each step (the memory meter uses it)."""
 
     def __init__(self, raw: RawTap, final: FinalTap, on_token: Callable[[], None]) -> None:
+        StepChannel.__init__(self)
         self.raw = raw
         self.final = final
         self.on_token = on_token
-        self.queue: queue.Queue[PendingStep | object] = queue.Queue()
-        self.finished = threading.Event()
         self._prompt_seen = False
 
     def put(self, value: torch.Tensor) -> None:
@@ -232,9 +250,8 @@ class StepStreamer(BaseStreamer):
         if self.raw.logits is None or self.final.scores is None:
             raise RuntimeError("StepStreamer got a token before the chain observed any logits")
         token_id = int(value.reshape(-1)[0])
-        self.queue.put(PendingStep(token_id, self.raw.logits[0], self.final.scores[0], now))
+        self.send(PendingStep(token_id, self.raw.logits[0], self.final.scores[0], now))
         self.on_token()
 
     def end(self) -> None:
-        self.queue.put(END_OF_STREAM)
-        self.finished.set()
+        self.close()

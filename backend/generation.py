@@ -26,13 +26,25 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 import torch
-from transformers import StoppingCriteria, StoppingCriteriaList
+from transformers import StoppingCriteria, StoppingCriteriaList, StopStringCriteria
 
-from backend.capture import END_OF_STREAM, FinalTap, PendingStep, RawStep, RawTap, StepStreamer, TokenStep, decode_step, step_numbers
+from backend.batching import BatchRequest, DecodeScheduler, ServingStats, batchable
+from backend.capture import (
+    END_OF_STREAM,
+    FinalTap,
+    PendingStep,
+    RawStep,
+    RawTap,
+    StepChannel,
+    StepStreamer,
+    TokenStep,
+    decode_step,
+    step_numbers,
+)
 from backend.errors import InputError
 from backend.metrics import MemoryMeter, RunMetrics
 from backend.params import DecodingParams
-from backend.processors import DecodingChain, ModelRules, build_chain, neutral_generate_kwargs
+from backend.processors import DecodingChain, ModelRules, SequentialProcessor, build_chain, neutral_generate_kwargs
 from backend.registry import Family, LoadedModel
 
 
@@ -118,11 +130,17 @@ class PreparedRun:
 
 
 class GenerationEngine:
-    """Runs one generation at a time per process: torch's random generator is global, so a
-    seeded run must not share it with another run."""
+    """Runs the generations of the process. With `max_batch` > 1 the streaming runs of a decoder
+    model decode together (backend.batching: one forward pass per step over all of them, each
+    with its own chain and random generator); beam search, several returned sequences and
+    encoder-decoder models run alone, one at a time (generate() and torch's global random
+    generator). With `max_batch` 1 every run runs alone, one at a time."""
 
-    def __init__(self) -> None:
+    def __init__(self, max_batch: int = 1) -> None:
         self._lock = threading.Lock()
+        self.max_batch = max_batch
+        self._schedulers: dict[int, DecodeScheduler] = {}
+        self._schedulers_lock = threading.Lock()
 
     def stream(
         self,
@@ -151,12 +169,54 @@ class GenerationEngine:
 
     def run(self, loaded: LoadedModel, prepared: PreparedRun, cancel: threading.Event) -> Iterator[GenerationEvent]:
         """Run a prepared generation: TokenEvents (streaming modes only), then GenerationDone."""
+        if self.batches(loaded, prepared):
+            yield from _stream_batched(self._scheduler(loaded), loaded, prepared, cancel)
+            return
         with self._lock:
             if prepared.params.streams:
                 yield from _stream_one(loaded, prepared, cancel)
             else:
                 yield from _generate_many(loaded, prepared, cancel)
 
+
+    def batches(self, loaded: LoadedModel, prepared: PreparedRun) -> bool:
+        """Whether this run decodes together with the model's other streaming runs."""
+        return (
+            self.max_batch > 1
+            and prepared.params.streams
+            and loaded.spec.family is Family.DECODER
+            and batchable(loaded.model)
+        )
+
+    def decoding_now(self) -> int:
+        """How many sequences decode together now, over every model (cheap: no figures)."""
+        with self._schedulers_lock:
+            schedulers = list(self._schedulers.values())
+        return sum(scheduler.decoding for scheduler in schedulers)
+
+    def serving_stats(self) -> list[tuple[str, ServingStats]]:
+        """The live figures of every model that is decoding (or did, lately)."""
+        with self._schedulers_lock:
+            schedulers = list(self._schedulers.values())
+        return [(scheduler.name, scheduler.stats()) for scheduler in schedulers]
+
+    def _scheduler(self, loaded: LoadedModel) -> DecodeScheduler:
+        key = id(loaded.model)
+        with self._schedulers_lock:
+            scheduler = self._schedulers.get(key)
+            if scheduler is None:
+                scheduler = DecodeScheduler(
+                    loaded.model, loaded.device, self.max_batch, self._lock, on_exit=self._forget, name=loaded.spec.name
+                )
+                self._schedulers[key] = scheduler
+            return scheduler
+
+    def _forget(self, scheduler: DecodeScheduler) -> None:
+        """An idle scheduler lets its model go (the registry may have unloaded it)."""
+        with self._schedulers_lock:
+            for key, known in list(self._schedulers.items()):
+                if known is scheduler:
+                    del self._schedulers[key]
 
     @contextmanager
     def exclusive(self) -> Iterator[None]:
@@ -291,7 +351,6 @@ def _stream_one(loaded: LoadedModel, prepared: PreparedRun, cancel: threading.Ev
     # words...) before the ones we pass, and such a tap would report a forced token as certain.
     kwargs["logits_processor"] = chain.processors(last=final_tap)
     kwargs["streamer"] = streamer
-    decode = token_decoder(loaded.tokenizer)
 
     def work() -> None:
         hook = loaded.model.register_forward_hook(raw_tap.record)
@@ -305,24 +364,37 @@ def _stream_one(loaded: LoadedModel, prepared: PreparedRun, cancel: threading.Ev
 
     start = time.perf_counter()
     thread, errors = _run_in_thread(work)
-    raw_steps: list[RawStep] = []
-    steps: list[TokenStep] = []
     try:
-        ended = False
-        while not ended:
-            batch, ended = _next_batch(streamer, first=not raw_steps)
-            for raw in step_numbers(batch, params.top_alternatives):
-                raw_steps.append(raw)
-                step = decode_step(raw, len(steps), decode, start)
-                steps.append(step)
-                yield TokenEvent(step)
+        yield from _consume(streamer, loaded, prepared, cancel, start, meter)
     finally:
         if thread.is_alive():  # the consumer went away early: stop the worker within one step
             cancel.set()
         thread.join()
-    end = time.perf_counter()
     if "error" in errors:
         raise errors["error"]
+
+
+def _consume(
+    channel: StepChannel, loaded: LoadedModel, prepared: PreparedRun, cancel: threading.Event, start: float,
+    meter: MemoryMeter,
+) -> Iterator[GenerationEvent]:
+    """A run's TokenEvents as its steps arrive on the channel, then its GenerationDone (the
+    solo and the batched path alike). Raises the run's error, if it failed."""
+    params = prepared.params
+    decode = token_decoder(loaded.tokenizer)
+    raw_steps: list[RawStep] = []
+    steps: list[TokenStep] = []
+    ended = False
+    while not ended:
+        batch, ended = _next_batch(channel, first=not raw_steps)
+        for raw in step_numbers(batch, params.top_alternatives):
+            raw_steps.append(raw)
+            step = decode_step(raw, len(steps), decode, start)
+            steps.append(step)
+            yield TokenEvent(step)
+    if channel.error is not None:
+        raise channel.error
+    end = time.perf_counter()
     token_ids = tuple(s.token_id for s in raw_steps)
     sequence = _finish_sequence(loaded, prepared, params, token_ids, tuple(steps), None, cancel)
     metrics = RunMetrics.from_times(
@@ -336,20 +408,47 @@ def _stream_one(loaded: LoadedModel, prepared: PreparedRun, cancel: threading.Ev
     yield GenerationDone(_result(prepared, (sequence,), metrics))
 
 
+def _stream_batched(
+    scheduler: DecodeScheduler, loaded: LoadedModel, prepared: PreparedRun, cancel: threading.Event
+) -> Iterator[GenerationEvent]:
+    """A streaming decoder run, decoded together with the others of its model."""
+    params = prepared.params
+    meter = MemoryMeter(loaded.device)
+    stop = None
+    if params.stop_sequences:
+        stop = StopStringCriteria(tokenizer=loaded.tokenizer, stop_strings=list(params.stop_sequences))
+    request = BatchRequest(
+        input_ids=prepared.inputs["input_ids"],
+        params=params,
+        processors=SequentialProcessor(tuple(stage.processor for stage in prepared.chain.stages)),
+        eos_ids=frozenset(prepared.eos_ids),
+        stop=stop,
+        cancel=cancel,
+        channel=StepChannel(),
+        on_token=meter.tick,
+    )
+    scheduler.submit(request)
+    try:
+        yield from _consume(request.channel, loaded, prepared, cancel, request.submitted, meter)
+    finally:
+        if not request.channel.finished.is_set():  # the consumer went away: the scheduler drops the row
+            cancel.set()
+
+
 #: The consumer hands out the first token at once, then sleeps through windows of this length
 #: and takes every step that arrived meanwhile, computing their numbers together: waking up
 #: and paying per-op overhead for every token would slow the generation thread (they share the CPU).
 BATCH_SECONDS = 0.05
 
 
-def _next_batch(streamer: StepStreamer, *, first: bool) -> tuple[list[PendingStep], bool]:
-    """The next steps from the streamer's queue, and whether the stream has ended."""
+def _next_batch(channel: StepChannel, *, first: bool) -> tuple[list[PendingStep], bool]:
+    """The next steps from the channel, and whether the stream has ended."""
     if not first:
-        streamer.finished.wait(BATCH_SECONDS)  # woken early only by the end of the stream
-    batch = [streamer.queue.get()]  # at least one step (a slow model may need longer)
+        channel.finished.wait(BATCH_SECONDS)  # woken early only by the end of the stream
+    batch = [channel.queue.get()]  # at least one step (a slow model may need longer)
     while True:
         try:
-            batch.append(streamer.queue.get_nowait())
+            batch.append(channel.queue.get_nowait())
         except queue.Empty:
             break
     if END_OF_STREAM in batch:

@@ -16,6 +16,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
+import torch
+
 from backend.capture import TokenStep
 from backend.errors import ParameterError, PlaygroundError
 from backend.generation import FinishReason, GenerationDone, GenerationEngine, GenerationResult, TokenEvent
@@ -27,6 +29,7 @@ from backend.registry import LoadedModel, ModelRegistry, ModelSpec, ProgressFn, 
 from backend.runlog import RunLog, RunRecord, RunRecorder, RunStatus, add_run, interrupt_unfinished
 from backend.settings import Settings
 from backend.tasks.encoding import require_text
+from backend.throughput import LabPoint, ThroughputLab, lab_sizes, lab_tokens
 
 log = logging.getLogger(__name__)
 
@@ -151,16 +154,23 @@ class Playground:
             device=settings.device,
             offline=settings.offline,
         )
-        self.engine = GenerationEngine()
+        self.engine = GenerationEngine(max_batch=settings.max_batch)
         self.runlog = RunLog(settings.db_url)
         with self.runlog.session() as session, session.begin():
             interrupted = interrupt_unfinished(session)
         if interrupted:
             log.warning("runs %s were left running by an app that ended: marked interrupted", interrupted)
         self.inspector = Inspector(self.registry, self.engine, self.runlog, shared=settings.shared_history)
+        self.lab = ThroughputLab()
 
     def close(self) -> None:
         self.runlog.dispose()
+
+    def apply_process_settings(self) -> None:
+        """What the settings decide for the whole process (app.py calls it once, at start):
+        torch's thread count."""
+        if self.settings.torch_threads > 0:
+            torch.set_num_threads(self.settings.torch_threads)
 
     # -- models -----------------------------------------------------------------------------
 
@@ -424,6 +434,22 @@ class Playground:
 
         return self.run_task(
             Task.FEATURE_EXTRACTION, model, {"sentences": sentences}, {"pooling": pooling}, embed, progress, owner,
+        )
+
+    # -- serving ----------------------------------------------------------------------------
+
+    def serving_stats(self) -> list[dict[str, Any]]:
+        """Live figures of every model whose generations decode together (see backend.batching)."""
+        return [{"model": name, **stats.to_json()} for name, stats in self.engine.serving_stats()]
+
+    def throughput_lab(self, owner: str, model: object, n_values: object, max_new_tokens: object) -> list[LabPoint]:
+        """N generations of `model` at once, for each N of `n_values` (see backend.throughput)."""
+        sizes, tokens = lab_sizes(n_values), lab_tokens(max_new_tokens)
+        if not isinstance(model, str):
+            raise ParameterError("model", "the name of a text-generation model", model)
+        self.registry.get(model, Task.TEXT_GENERATION)  # loaded before the clock starts
+        return self.lab.run(
+            sizes, tokens, lambda prompt, params: self.text_generation(model, prompt, params, threading.Event(), owner=owner)
         )
 
     # -- the history: a person's own runs -----------------------------------------------------

@@ -12,6 +12,19 @@ from backend.errors import ParameterError
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
+def _int_setting(env: Mapping[str, str], name: str, default: int, low: int, high: int) -> int:
+    raw = env.get(name)
+    if raw is None or not raw.strip():
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        value = low - 1
+    if not low <= value <= high:
+        raise ParameterError(name, f"an integer in [{low}, {high}]", raw)
+    return value
+
+
 def _truthy(value: str | None) -> bool:
     return (value or "").strip().lower() in {"1", "true", "yes", "on"}
 
@@ -31,6 +44,14 @@ class Settings:
     # PLAYGROUND_SHARED_HISTORY=1: every run is readable by everyone (a private deployment).
     # Default: a run is readable only by the browser or API session that made it.
     shared_history: bool = False
+    # PLAYGROUND_MAX_BATCH: at most this many streaming generations of one decoder model decode
+    # together (one forward pass per step); 1 = every run alone, one at a time. Range [1, 64].
+    max_batch: int = 16
+    # PLAYGROUND_TORCH_THREADS: torch's intra-op threads (torch.set_num_threads), set by app.py at
+    # start; 0 = torch's own choice (one per core). Default 1: on a shared 2-core machine two
+    # OpenMP threads swing tenfold when anything else runs, and were slower even when nothing did
+    # (README, "Serving a room").
+    torch_threads: int = 1
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -53,4 +74,6 @@ class Settings:
             device=device,
             offline=_truthy(env.get("HF_HUB_OFFLINE")),
             shared_history=_truthy(env.get("PLAYGROUND_SHARED_HISTORY")),
+            max_batch=_int_setting(env, "PLAYGROUND_MAX_BATCH", 16, 1, 64),
+            torch_threads=_int_setting(env, "PLAYGROUND_TORCH_THREADS", 1, 0, 256),
         )

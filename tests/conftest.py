@@ -100,7 +100,7 @@ def served_app(tmp_path_factory: pytest.TempPathFactory, tiny_gpt2_dir: Path, co
     """The real app (build_demo on a Playground) served on a free loopback port."""
     from tests.app_models import task_models_yaml
     from ui.interface import build_demo
-    from ui.serving import enable_queue
+    from ui.serving import enable_queue, generation_concurrency
 
     folder = tmp_path_factory.mktemp("app")
     models = write_models_yaml(folder / "models.yaml", tiny_gpt2_dir, corrupt_model_dir, long_gpt2_dir)
@@ -108,7 +108,7 @@ def served_app(tmp_path_factory: pytest.TempPathFactory, tiny_gpt2_dir: Path, co
         f.write(task_models_yaml(folder / "models"))
     settings = offline_settings(folder, models)
     pg = Playground(settings)
-    demo = enable_queue(build_demo(pg))
+    demo = enable_queue(build_demo(pg), generation_concurrency(pg.settings.max_batch))
     demo.launch(prevent_thread_lock=True, server_name="127.0.0.1", server_port=None, quiet=True)
     try:
         yield demo.local_url.rstrip("/"), pg

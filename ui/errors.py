@@ -37,6 +37,7 @@ def user_facing_errors() -> Iterator[None]:
     except gr.Error:
         raise
     except PlaygroundError as exc:
+        log.warning("refused: %s", exc)  # (a failed run is also in the run log)
         raise gr.Error(_escape(error_message(exc)), print_exception=False) from exc
     except Exception as exc:  # unexpected: keep serving, say what happened
         log.exception("handler failed")

@@ -55,3 +55,12 @@ class RawCheckbox(gr.Checkbox):
 
     def preprocess(self, payload: Any) -> Any:
         return payload
+
+
+class RawCheckboxGroup(gr.CheckboxGroup):
+    """Checkboxes (the values are not checked against the choices)."""
+
+    is_template = True
+
+    def preprocess(self, payload: Any) -> Any:
+        return payload

@@ -15,6 +15,7 @@ from ui.tabs.question_answering import build_question_answering_tab
 from ui.tabs.summarization import build_summarization_tab
 from ui.tabs.text_classification import build_text_classification_tab
 from ui.tabs.text_generation import build_text_generation_tab
+from ui.tabs.throughput import build_serving_tab
 from ui.tabs.token_classification import build_token_classification_tab
 from ui.tabs.translation import build_translation_tab
 from ui.tabs.zero_shot import build_zero_shot_tab
@@ -45,4 +46,11 @@ def build_demo(playground: Playground) -> gr.Blocks:
                 build_feature_extraction_tab(playground, identity, downloads)["form"],
             ]
             build_history_tab(playground, identity, downloads, forms, tabs)
+            live = build_serving_tab(playground, identity)
+
+        def follow_tab(event: gr.SelectData) -> gr.Timer:
+            """The Serving tab's live figures refresh only while it is open."""
+            return gr.Timer(active=event.value == "Serving")
+
+        tabs.select(follow_tab, outputs=[live], api_visibility="private", concurrency_limit=None)
     return demo

@@ -37,10 +37,23 @@ class BusyAwareQueue(queueing.Queue):
         self.idle_poll_seconds = value
 
 
-def enable_queue(demo: gr.Blocks, busy_poll_seconds: float = BUSY_POLL_SECONDS) -> gr.Blocks:
-    """Gradio's queue, one run at a time per event (the models share one CPU or GPU), polling
-    slowly while a run is going."""
+#: The generative tabs' events share this concurrency group (one engine serves them all).
+GENERATION_GROUP = "generation"
+
+
+def generation_concurrency(max_batch: int) -> int:
+    """How many generations Gradio lets run at once: with batching, twice what decodes together
+    (the rest wait in the engine's own queue, where the Serving view counts them); without, one."""
+    return 1 if max_batch <= 1 else 2 * max_batch
+
+
+def enable_queue(demo: gr.Blocks, generations: int = 1, busy_poll_seconds: float = BUSY_POLL_SECONDS) -> gr.Blocks:
+    """Gradio's queue: the generations (the GENERATION_GROUP) `generations` at once, every other
+    event one run at a time (the models share one CPU or GPU); polling slowly while a run is going."""
     demo.queue(default_concurrency_limit=1)
+    for block in demo.fns.values():
+        if block.concurrency_id == GENERATION_GROUP:
+            block.concurrency_limit = generations
     queue = demo._queue  # no public setting for the poll intervals (gradio 6.31, pinned)
     if (
         type(queue) is not queueing.Queue

@@ -22,9 +22,11 @@ def loaded(tiny_gpt2_dir: Path) -> LoadedModel:
     return ModelRegistry((spec,), max_loaded=1, device="cpu", offline=True).get("tiny")
 
 
-@pytest.fixture(scope="module")
-def engine() -> GenerationEngine:
-    return GenerationEngine()
+@pytest.fixture(scope="module", params=[1, 16], ids=["solo", "batched"])
+def engine(request: pytest.FixtureRequest) -> GenerationEngine:
+    """Both paths: every run alone through generate(), and streaming runs decoded together by
+    the batch scheduler (backend.batching); each must equal transformers' own generate()."""
+    return GenerationEngine(max_batch=request.param)
 
 
 def run(engine: GenerationEngine, loaded: LoadedModel, params: DecodingParams, prompt: str = PROMPT) -> tuple[list[TokenEvent], GenerationResult]:

@@ -81,7 +81,7 @@ def test_every_run_records_its_owner(playground: Playground) -> None:
 
 # -- the history ---------------------------------------------------------------------------------
 
-from backend.history import HistoryQuery, list_runs  # noqa: E402
+from backend.history import HistoryQuery  # noqa: E402
 
 
 def generate(pg: Playground, prompt: str, owner: str, **params) -> int:

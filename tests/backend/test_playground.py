@@ -154,7 +154,7 @@ def test_a_failure_after_the_start_ends_the_started_run_as_an_error(playground, 
         raise RuntimeError("the model fell over")
 
     loaded = playground.registry.get("tiny-gpt2")
-    monkeypatch.setattr(loaded.model, "generate", broken)
+    monkeypatch.setattr(loaded.model, "forward", broken)
     with pytest.raises(RuntimeError):
         list(playground.text_generation("tiny-gpt2", "Return the", {"max_new_tokens": 4}, threading.Event()))
     with playground.runlog.session() as session:

@@ -57,3 +57,17 @@ def test_the_raw_inputs_are_drawn_by_gradio_s_own_widgets() -> None:
     config = demo.get_config_file()
     types = {c["id"]: c["type"] for c in config["components"]}
     assert [types[c._id] for c in components] == ["slider", "number", "dropdown", "radio", "checkbox"]
+
+
+def test_generations_share_one_concurrency_group_that_admits_a_batch() -> None:
+    from ui.serving import GENERATION_GROUP, generation_concurrency
+
+    with gr.Blocks() as demo:
+        a, b, c = gr.Button(), gr.Button(), gr.Button()
+        a.click(lambda: None, concurrency_id=GENERATION_GROUP)
+        b.click(lambda: None, concurrency_id=GENERATION_GROUP)
+        c.click(lambda: None)
+    enable_queue(demo, generation_concurrency(16))
+    limits = sorted((fn.concurrency_id == GENERATION_GROUP, fn.concurrency_limit) for fn in demo.fns.values())
+    assert limits == [(False, "default"), (True, 32), (True, 32)]  # the others keep the default of 1
+    assert generation_concurrency(1) == 1

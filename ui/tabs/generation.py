@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import gradio as gr
+from gradio.components.plot import PlotData
 
 from backend.capture import TokenStep
 from backend.generation import TokenEvent
@@ -24,6 +25,7 @@ from ui.forms import TabForm
 from ui.identity import Identity
 from ui.models import describe_model, model_dropdown
 from ui.render import metrics_markdown, probability_figure, progress_markdown, tokens_html
+from ui.serving import GENERATION_GROUP
 from ui.views.inspector import InspectorView, build_inspector, token_click_js
 from ui.views.tokenizer import build_tokenizer_view
 
@@ -34,6 +36,18 @@ REFRESH_SECONDS = 0.4
 #: The chart, the costlier part to rebuild, send and diff, is refreshed at most this often, and
 #: not in the first update: that one carries the first token and nothing that could delay it.
 CHART_REFRESH_SECONDS = 1.0
+#: With more than this many streams decoding at once, each stream refreshes less often: every
+#: REFRESH_SECONDS x (streams / CROWD), and its chart every CHART_REFRESH_SECONDS x that squared.
+CROWD = 4
+
+#: The returned-sequences table while tokens stream (it fills in when a beam search ends).
+NO_SEQUENCES: list[list[Any]] = []
+
+
+def plot_data(figure: Any) -> PlotData:
+    """A figure as the Plot component sends it: converted once, then re-sent as it is."""
+    return PlotData(type="plotly", plot=figure.to_json())
+
 
 @dataclass(frozen=True)
 class GenerativeTask:
@@ -124,6 +138,8 @@ def build_generation_tab(
         steps: list[TokenStep] = []
         start = time.perf_counter()
         last_refresh = last_chart = 0.0
+        crowd = 1.0
+        chart: PlotData | None = None  # the streamed chart, redrawn every CHART_REFRESH_SECONDS (x crowding)
         try:
             with user_facing_errors():
                 events = playground.text_generation(
@@ -140,15 +156,21 @@ def build_generation_tab(
                     if isinstance(event, TokenEvent):
                         steps.append(event.step)
                         now = time.perf_counter()
-                        if now - last_refresh >= REFRESH_SECONDS:
+                        if now - last_refresh >= REFRESH_SECONDS * crowd:
                             last_refresh = now
-                            chart_due = len(steps) > 1 and now - last_chart >= CHART_REFRESH_SECONDS
-                            last_chart = now if chart_due else last_chart
+                            # the more streams the machine serves, the rarer each one's redraws: they
+                            # share the CPU with the decoding (the chart at the end is always complete)
+                            crowd = max(1.0, playground.engine.decoding_now() / CROWD)
+                            if len(steps) > 1 and now - last_chart >= CHART_REFRESH_SECONDS * crowd**2:
+                                last_chart = now
+                                chart = plot_data(probability_figure(steps, hover=False))
+                            # (no gr.skip() here: Gradio treats it as a property update and rebuilds
+                            # the component's whole config, ~2 ms each; an unchanged value costs nothing)
                             yield (
                                 tokens_html(prompt, steps, "generating…"),
-                                probability_figure(steps, hover=False) if chart_due else gr.skip(),
+                                chart,
                                 progress_markdown(len(steps), now - start),
-                                gr.skip(),
+                                NO_SEQUENCES,
                                 None,  # no run to inspect until the run has ended
                                 {"status": "running", "new_tokens": len(steps), "text": "".join(s.text for s in steps)},
                             )
@@ -188,6 +210,7 @@ def build_generation_tab(
         },
         outputs=outputs,
         api_name=spec.api_name,
+        concurrency_id=GENERATION_GROUP,  # (its limit is set by ui.serving.enable_queue)
     )
     stop.click(stop_generation, inputs=None, outputs=None, api_name=f"stop_{spec.api_name}", concurrency_limit=None)
     form = TabForm(prefix, (task.value,), model, {spec.input_name: prompt, **panel.components})

@@ -1,0 +1,147 @@
+"""Generations that decode together: each keeps its own chain, seed, evidence, stop sequences,
+limits and Stop, and gets the tokens it gets alone."""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from backend.batching import batchable
+from backend.generation import GenerationDone, GenerationEngine, GenerationResult, TokenEvent
+from backend.params import DecodingParams
+from backend.registry import Family, LoadedModel, ModelRegistry, ModelSpec, Task
+
+PROMPTS = [
+    "Return the number of items",
+    "The socket module provides",
+    "This function raises ValueError if the argument",
+    "Create",
+]
+
+
+@pytest.fixture(scope="module")
+def loaded(long_gpt2_dir: Path) -> LoadedModel:
+    spec = ModelSpec("long", Task.TEXT_GENERATION, Family.DECODER, "tiny GPT-2, long context", 1100, path=long_gpt2_dir)
+    return ModelRegistry((spec,), max_loaded=1, device="cpu", offline=True).get("long")
+
+
+def request(i: int) -> tuple[str, DecodingParams]:
+    """Sixteen different requests: half greedy, half sampled with distinct seeds and chains."""
+    prompt = PROMPTS[i % len(PROMPTS)] * (1 + i % 3)
+    if i % 2 == 0:
+        params = DecodingParams(max_new_tokens=20 + i, repetition_penalty=1.0 + 0.05 * (i % 3))
+    else:
+        params = DecodingParams(
+            max_new_tokens=20 + i, temperature=0.7 + 0.05 * i, top_k=10 * i, top_p=0.9, seed=1000 + i,
+            presence_penalty=0.3, frequency_penalty=0.2 * (i % 2), stop_sequences=("xyz",),
+        )
+    return prompt, params
+
+
+def run_alone(loaded: LoadedModel, prompt: str, params: DecodingParams) -> GenerationResult:
+    events = list(GenerationEngine(max_batch=1).stream(loaded, prompt, params, threading.Event()))
+    assert isinstance(events[-1], GenerationDone)
+    return events[-1].result
+
+
+def run_together(engine: GenerationEngine, loaded: LoadedModel, jobs: list[tuple[str, DecodingParams]], cancels=None):
+    """Start every job at once in its own thread (as Gradio's workers do); their results or errors."""
+    results: list[object] = [None] * len(jobs)
+    cancels = cancels or [threading.Event() for _ in jobs]
+    start = threading.Barrier(len(jobs))
+
+    def work(i: int) -> None:
+        start.wait()
+        try:
+            results[i] = list(engine.stream(loaded, jobs[i][0], jobs[i][1], cancels[i]))
+        except Exception as exc:  # noqa: BLE001 - the test looks at it
+            results[i] = exc
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(len(jobs))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    return results
+
+
+def test_the_model_can_batch(loaded: LoadedModel) -> None:
+    assert batchable(loaded.model)
+
+
+def test_sixteen_requests_together_get_the_tokens_and_probabilities_they_get_alone(loaded: LoadedModel) -> None:
+    engine = GenerationEngine(max_batch=16)
+    jobs = [request(i) for i in range(16)]
+    together = run_together(engine, loaded, jobs)
+    (_, stats), = engine.serving_stats()
+    assert stats.largest_batch >= 8  # they did decode together
+    for (prompt, params), events in zip(jobs, together, strict=True):
+        assert isinstance(events, list), events
+        result = events[-1].result
+        alone = run_alone(loaded, prompt, params)
+        assert result.sequences[0].token_ids == alone.sequences[0].token_ids, prompt
+        assert result.finish_reason == alone.finish_reason and result.text == alone.text
+        for mine, solo in zip(result.steps, alone.steps, strict=True):
+            assert mine.prob == pytest.approx(solo.prob, abs=1e-4)
+            assert mine.raw_prob == pytest.approx(solo.raw_prob, abs=1e-4)
+            assert [a.token_id for a in mine.alternatives[:3]] == [a.token_id for a in solo.alternatives[:3]]
+        assert [e.step.token_id for e in events if isinstance(e, TokenEvent)] == list(result.sequences[0].token_ids)
+
+
+def test_stop_ends_one_request_and_the_others_run_to_their_end(loaded: LoadedModel) -> None:
+    engine = GenerationEngine(max_batch=16)
+    jobs = [(PROMPTS[i % 4], DecodingParams(max_new_tokens=300, min_new_tokens=300, seed=i)) for i in range(16)]
+    cancels = [threading.Event() for _ in jobs]
+    threading.Timer(0.3, cancels[5].set).start()
+    results = run_together(engine, loaded, jobs, cancels)
+    lengths = [len(r[-1].result.steps) for r in results]
+    assert results[5][-1].result.finish_reason == "cancelled" and 0 < lengths[5] < 300
+    assert all(n == 300 for i, n in enumerate(lengths) if i != 5)
+
+
+def test_bad_input_and_a_failing_chain_fail_only_their_own_request(loaded: LoadedModel, monkeypatch) -> None:
+    from backend import processors
+
+    original = processors.PresenceFrequencyPenaltyLogitsProcessor.__call__
+
+    def explode_after_a_few(self, input_ids, scores):
+        if self.presence_penalty == 1.5 and input_ids.shape[1] > self.prompt_length + 3:
+            raise RuntimeError("this request's chain broke")
+        return original(self, input_ids, scores)
+
+    monkeypatch.setattr(processors.PresenceFrequencyPenaltyLogitsProcessor, "__call__", explode_after_a_few)
+    engine = GenerationEngine(max_batch=16)
+    jobs = [(PROMPTS[0], DecodingParams(max_new_tokens=40, seed=i)) for i in range(6)]
+    jobs[2] = (PROMPTS[1], DecodingParams(max_new_tokens=40, presence_penalty=1.5))  # its chain breaks at its 5th token
+    jobs[4] = ("word " * 2000, DecodingParams(max_new_tokens=40))  # longer than the context: refused
+    results = run_together(engine, loaded, jobs)
+    assert isinstance(results[2], RuntimeError) and "chain broke" in str(results[2])
+    assert "reads at most 1100 tokens" in str(results[4])
+    for i in (0, 1, 3, 5):
+        assert len(results[i][-1].result.steps) == 40  # the others ran to their end
+
+
+def test_a_request_that_arrives_joins_within_a_few_steps(loaded: LoadedModel) -> None:
+    engine = GenerationEngine(max_batch=16)
+    long_run = engine.stream(loaded, PROMPTS[0], DecodingParams(max_new_tokens=1000, min_new_tokens=1000), threading.Event())
+    seen = 0
+    for event in long_run:  # let it decode a while
+        seen += 1
+        if seen >= 30:
+            break
+    (_, before), = engine.serving_stats()
+    newcomer = engine.stream(loaded, PROMPTS[1], DecodingParams(max_new_tokens=5), threading.Event())
+    first = next(newcomer)
+    (_, after), = engine.serving_stats()
+    assert isinstance(first, TokenEvent)
+    assert after.steps - before.steps <= 3  # it started at a step boundary, not after the long run
+    rest = list(newcomer)
+    assert isinstance(rest[-1], GenerationDone) and len(rest[-1].result.steps) == 5
+    long_run.close()
+    deadline = time.time() + 10
+    while time.time() < deadline and engine.serving_stats() and engine.serving_stats()[0][1].decoding:
+        time.sleep(0.05)
+    assert not engine.serving_stats() or engine.serving_stats()[0][1].decoding == 0  # the closed stream left the batch
