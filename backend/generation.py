@@ -376,17 +376,18 @@ def _stream_one(loaded: LoadedModel, prepared: PreparedRun, cancel: threading.Ev
 
 def _consume(
     channel: StepChannel, loaded: LoadedModel, prepared: PreparedRun, cancel: threading.Event, start: float,
-    meter: MemoryMeter,
+    meter: MemoryMeter, crowd: Callable[[], int] = lambda: 1,
 ) -> Iterator[GenerationEvent]:
     """A run's TokenEvents as its steps arrive on the channel, then its GenerationDone (the
-    solo and the batched path alike). Raises the run's error, if it failed."""
+    solo and the batched path alike). Raises the run's error, if it failed. `crowd`: how many
+    streams share the machine now; each then wakes less often (see _next_batch)."""
     params = prepared.params
     decode = token_decoder(loaded.tokenizer)
     raw_steps: list[RawStep] = []
     steps: list[TokenStep] = []
     ended = False
     while not ended:
-        batch, ended = _next_batch(channel, first=not raw_steps)
+        batch, ended = _next_batch(channel, first=not raw_steps, window=BATCH_SECONDS * max(1, crowd() // CROWD))
         for raw in step_numbers(batch, params.top_alternatives):
             raw_steps.append(raw)
             step = decode_step(raw, len(steps), decode, start)
@@ -429,7 +430,9 @@ def _stream_batched(
     )
     scheduler.submit(request)
     try:
-        yield from _consume(request.channel, loaded, prepared, cancel, request.submitted, meter)
+        yield from _consume(
+            request.channel, loaded, prepared, cancel, request.submitted, meter, crowd=lambda: scheduler.decoding
+        )
     finally:
         if not request.channel.finished.is_set():  # the consumer went away: the scheduler drops the row
             cancel.set()
@@ -441,10 +444,15 @@ def _stream_batched(
 BATCH_SECONDS = 0.05
 
 
-def _next_batch(channel: StepChannel, *, first: bool) -> tuple[list[PendingStep], bool]:
+#: With more streams than this decoding together, each consumer sleeps through proportionally
+#: longer windows: every wake-up takes the interpreter lock from the decoding loop.
+CROWD = 4
+
+
+def _next_batch(channel: StepChannel, *, first: bool, window: float = BATCH_SECONDS) -> tuple[list[PendingStep], bool]:
     """The next steps from the channel, and whether the stream has ended."""
     if not first:
-        channel.finished.wait(BATCH_SECONDS)  # woken early only by the end of the stream
+        channel.finished.wait(window)  # woken early only by the end of the stream
     batch = [channel.queue.get()]  # at least one step (a slow model may need longer)
     while True:
         try:

@@ -8,6 +8,7 @@ plotly's hover labels (which understand a few HTML tags too).
 from __future__ import annotations
 
 import html
+import json
 import re
 from collections.abc import Sequence
 
@@ -81,13 +82,21 @@ def _hover(step: TokenStep) -> str:
 
 
 def probability_figure(steps: Sequence[TokenStep], title: str = "", *, hover: bool = True) -> go.Figure:
-    """Per position: p(chosen) under the sampled distribution, under the raw model
-    distribution, and the entropy of the sampled distribution (bits, right axis). `hover`
-    False leaves out the alternatives (a lighter figure while tokens still stream).
+    """The probability chart as a plotly Figure (see probability_chart)."""
+    return go.Figure(probability_chart(steps, title, hover=hover), _validate=False)
 
-    Written as plotly's JSON and wrapped without validation: plotly's validating constructors
-    cost ~10 ms a figure, 10x the rest, and this chart is redrawn while tokens stream, for
-    every stream the machine serves."""
+
+def probability_json(steps: Sequence[TokenStep], title: str = "", *, hover: bool = True) -> str:
+    """The probability chart as plotly's JSON, ready to send: no plotly object is built (plotly's
+    constructors and its to_json copy the figure and its template: ~10 ms a chart, redrawn while
+    tokens stream, for every stream the machine serves)."""
+    return json.dumps(probability_chart(steps, title, hover=hover))
+
+
+def probability_chart(steps: Sequence[TokenStep], title: str = "", *, hover: bool = True) -> dict[str, object]:
+    """Per position: p(chosen) under the sampled distribution, under the raw model
+    distribution, and the entropy of the sampled distribution (bits, right axis), as plotly's
+    figure JSON. `hover` False leaves out the alternatives (a lighter chart while tokens stream)."""
     x = [s.position for s in steps]
     hover_text = [_hover(s) for s in steps] if hover else [f"#{s.position} p {s.prob:.3f}" for s in steps]
     data = [
@@ -119,7 +128,7 @@ def probability_figure(steps: Sequence[TokenStep], title: str = "", *, hover: bo
     }
     if title:
         layout["title"] = {"text": plotly_text(title)}
-    return go.Figure({"data": data, "layout": layout}, _validate=False)
+    return {"data": data, "layout": layout}
 
 
 def _ms(seconds: float | None) -> str:

@@ -13,6 +13,9 @@ event waits for the first anyway (one run at a time per event).
 
 from __future__ import annotations
 
+import importlib.util
+import sys
+
 import gradio as gr
 from gradio import queueing
 
@@ -47,9 +50,19 @@ def generation_concurrency(max_batch: int) -> int:
     return 1 if max_batch <= 1 else 2 * max_batch
 
 
+def skip_missing_matplotlib() -> None:
+    """Gradio imports matplotlib twice around every function call it makes (for each streamed
+    update too). Where matplotlib is not installed, each of those failing imports searches the
+    whole sys.path under the interpreter lock (~1 ms, taken from the decoding loop): record it as
+    missing once, so that the import fails at once, as it would anyway."""
+    if "matplotlib" not in sys.modules and importlib.util.find_spec("matplotlib") is None:
+        sys.modules["matplotlib"] = None  # type: ignore[assignment]  # "import matplotlib" raises ImportError
+
+
 def enable_queue(demo: gr.Blocks, generations: int = 1, busy_poll_seconds: float = BUSY_POLL_SECONDS) -> gr.Blocks:
     """Gradio's queue: the generations (the GENERATION_GROUP) `generations` at once, every other
     event one run at a time (the models share one CPU or GPU); polling slowly while a run is going."""
+    skip_missing_matplotlib()
     demo.queue(default_concurrency_limit=1)
     for block in demo.fns.values():
         if block.concurrency_id == GENERATION_GROUP:

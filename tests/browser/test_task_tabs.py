@@ -128,3 +128,21 @@ def test_what_is_typed_is_never_rendered_as_markup(page: Page) -> None:
     )
     assert page.locator("#injected").count() == 0 and page.locator("#tab_text_classification img").count() == 0
     assert '<img id="injected"' in page.locator("#tab_text_classification").inner_text()
+
+
+def test_the_serving_tab_runs_the_throughput_lab(page: Page) -> None:
+    tab = open_tab(page, "Serving", "tab_serving")
+    model = tab.get_by_label("model", exact=True)
+    model.click()
+    model.fill("tiny-gpt2")
+    model.press("Enter")
+    for n in ("4", "8", "16"):  # a short lab: N = 1 and 2
+        tab.get_by_label(n, exact=True).uncheck()
+    tab.get_by_role("button", name="Run the lab").click()
+    page.wait_for_selector("#serving_lab_chart .js-plotly-plot", timeout=60_000)
+    page.wait_for_function("document.querySelectorAll('#serving_lab_table span.text').length >= 18", timeout=10_000)
+    cells = [c.strip() for c in page.locator("#serving_lab_table span.text").all_inner_texts()]
+    rows = [cells[i : i + 6] for i in range(6, 18, 6)]  # (after the header)
+    assert [row[:2] for row in rows] == [["1", "32"], ["2", "64"]], cells  # N, and the tokens the N runs made
+    assert page.locator("#serving_lab_chart .scatterlayer .trace").count() == 2
+    page.wait_for_function("document.querySelector('#serving_live').innerText.includes('tiny-gpt2')", timeout=10_000)

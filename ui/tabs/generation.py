@@ -24,7 +24,7 @@ from ui.errors import user_facing_errors
 from ui.forms import TabForm
 from ui.identity import Identity
 from ui.models import describe_model, model_dropdown
-from ui.render import metrics_markdown, probability_figure, progress_markdown, tokens_html
+from ui.render import metrics_markdown, probability_json, progress_markdown, tokens_html
 from ui.serving import GENERATION_GROUP
 from ui.views.inspector import InspectorView, build_inspector, token_click_js
 from ui.views.tokenizer import build_tokenizer_view
@@ -44,9 +44,9 @@ CROWD = 4
 NO_SEQUENCES: list[list[Any]] = []
 
 
-def plot_data(figure: Any) -> PlotData:
-    """A figure as the Plot component sends it: converted once, then re-sent as it is."""
-    return PlotData(type="plotly", plot=figure.to_json())
+def plot_data(chart_json: str) -> PlotData:
+    """A chart as the Plot component sends it (made once, then re-sent as it is)."""
+    return PlotData(type="plotly", plot=chart_json)
 
 
 @dataclass(frozen=True)
@@ -163,7 +163,7 @@ def build_generation_tab(
                             crowd = max(1.0, playground.engine.decoding_now() / CROWD)
                             if len(steps) > 1 and now - last_chart >= CHART_REFRESH_SECONDS * crowd**2:
                                 last_chart = now
-                                chart = plot_data(probability_figure(steps, hover=False))
+                                chart = plot_data(probability_json(steps, hover=False))
                             # (no gr.skip() here: Gradio treats it as a property update and rebuilds
                             # the component's whole config, ~2 ms each; an unchanged value costs nothing)
                             yield (
@@ -180,7 +180,7 @@ def build_generation_tab(
                     several = len(result.sequences) > 1 or result.params.num_beams > 1
                     yield (
                         tokens_html(prompt, result.steps, result.finish_reason),
-                        probability_figure(result.steps, "best sequence" if several else ""),
+                        plot_data(probability_json(result.steps, "best sequence" if several else "")),
                         metrics_markdown(
                             result.metrics,
                             seed=result.seed,
