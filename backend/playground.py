@@ -22,10 +22,11 @@ from backend.capture import TokenStep
 from backend.errors import ParameterError, PlaygroundError
 from backend.generation import FinishReason, GenerationDone, GenerationEngine, GenerationResult, TokenEvent
 from backend.history import EXPORT_FORMATS, HistoryQuery, export_csv, export_jsonl, list_runs, owned_run, run_json, run_row
-from backend.inspect.service import GENERATIVE_TASKS, Inspector
+from backend.inspect.service import Inspector
 from backend.metrics import RunMetrics
 from backend.params import DecodingParams
 from backend.registry import LoadedModel, ModelRegistry, ModelSpec, ProgressFn, Task, load_specs
+from backend.replay import Replay, replay_run
 from backend.runlog import RunLog, RunRecord, RunRecorder, RunStatus, add_run, interrupt_unfinished
 from backend.settings import Settings
 from backend.tasks.encoding import require_text
@@ -91,35 +92,6 @@ def _generation_result(chain: Sequence[str], notes: Sequence[str], input_token_i
     """The run log's `result` of a generation: what the inspector and the history need besides
     the columns (the chain's stage names, the notes, the tokens the model read)."""
     return {"chain": list(chain), "notes": list(notes), "input_token_ids": list(input_token_ids)}
-
-
-@dataclass(frozen=True)
-class Replay:
-    """A run run again: whether it gave the same tokens (or result) as the original."""
-
-    original_id: int
-    run_id: int
-    identical: bool
-    first_difference: int | None  # a generation's first position where the token ids differ
-    run: dict[str, Any]  # the replay's own result, as its endpoint returns it
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "replay_of": self.original_id,
-            "run_id": self.run_id,
-            "identical": self.identical,
-            "first_difference": self.first_difference,
-            "run": self.run,
-        }
-
-
-def _without_timing(value: Any) -> Any:
-    """A task's result without its wall-clock fields (they differ from one run to the next)."""
-    if isinstance(value, dict):
-        return {k: _without_timing(v) for k, v in value.items() if k not in ("seconds", "total_s")}
-    if isinstance(value, list):
-        return [_without_timing(v) for v in value]
-    return value
 
 
 @dataclass(frozen=True)
@@ -474,50 +446,8 @@ class Playground:
         return f"playground-runs.{fmt}", content
 
     def replay(self, owner: str, run_id: object, cancel: threading.Event | None = None) -> Replay:
-        """Run one of the owner's runs again: same model, inputs, parameters as applied, and seed.
-        The replay is a new logged run; `identical` says whether it gave the same tokens (a
-        generation) or the same result (another task), and where a generation first differs."""
-        with self.runlog.session() as session:
-            original = owned_run(session, run_id, owner, shared=self.settings.shared_history)
-            task, model, inputs, params = Task(original.task), original.model, dict(original.input), dict(original.params)
-            before_ids = [step.token_id for step in original.steps]
-            before_result = original.result
-            rid = original.id
-        if task in GENERATIVE_TASKS:
-            (input_name, text), = inputs.items()
-            events = self.text_generation(
-                model, text, params, cancel or threading.Event(), task=task, input_name=input_name, owner=owner
-            )
-            run = [event for event in events if isinstance(event, GenerationRun)][-1]
-            after_ids = list(run.result.sequences[0].token_ids)
-            differs = next((i for i, (a, b) in enumerate(zip(before_ids, after_ids)) if a != b), None)
-            if differs is None and len(before_ids) != len(after_ids):
-                differs = min(len(before_ids), len(after_ids))
-            return Replay(rid, run.run_id, differs is None, differs, run.to_json())
-        again = self._rerun(task, model, inputs, params, owner)
-        same = _without_timing(before_result) == _without_timing(again.output.result)
-        return Replay(rid, again.run_id, same, None, again.to_json())
-
-    def _rerun(self, task: Task, model: str, i: Mapping[str, Any], p: Mapping[str, Any], owner: str) -> TaskRun:
-        """An encoder task run again from what its log row holds."""
-        if task is Task.TEXT_CLASSIFICATION:
-            return self.classify(model, i["text"], owner=owner)
-        if task is Task.ZERO_SHOT_CLASSIFICATION:
-            return self.zero_shot(model, i["text"], i["labels"], p["hypothesis_template"], p["multi_label"], owner=owner)
-        if task is Task.TOKEN_CLASSIFICATION:
-            # (runs logged before the parameter took the API's name call it "aggregation")
-            return self.token_classification(model, i["text"], p.get("aggregation_strategy", p.get("aggregation")), owner=owner)
-        if task is Task.QUESTION_ANSWERING:
-            return self.question_answering(  # (runs logged before these two options had neither)
-                model, i["question"], i["context"], p["top_n"], p["max_answer_len"], p["doc_stride"], owner=owner,
-                align_to_words=p.get("align_to_words", False),
-                handle_impossible_answer=p.get("handle_impossible_answer", False),
-            )
-        if task is Task.FILL_MASK and p.get("probe") == "bias":
-            return self.bias_probe(model, i["text_a"], i["text_b"], p["top_k"], owner=owner)
-        if task is Task.FILL_MASK:
-            return self.fill_mask(model, i["text"], p["top_k"], owner=owner)
-        return self.feature_extraction(model, i["sentences"], p["pooling"], owner=owner)
+        """Run one of the owner's runs again (see backend.replay)."""
+        return replay_run(self, owner, run_id, cancel)
 
     # -- run log ----------------------------------------------------------------------------
 

@@ -21,6 +21,14 @@ def _e(text: str) -> str:
     return html.escape(text)
 
 
+def _notes_html(notes: Sequence[str]) -> str:
+    """The notes of a view, in grey, one item each (none: nothing)."""
+    if not notes:
+        return ""
+    items = "".join(f"<li>{_e(note)}</li>" for note in notes)
+    return f'<ul class="inspect-notes" style="color: #6b7280; font-size: 0.9em">{items}</ul>'
+
+
 def _token_label(text: str) -> str:
     """A token as a plotly label: quoted, with its spaces and newlines visible."""
     return plotly_text(repr(text))
@@ -107,11 +115,7 @@ def stage_sentences_html(inspection: Json) -> str:
     items = "".join(
         f'<li><b>{_e(stage["label"])}</b>: {_e(stage["sentence"])}</li>' for stage in inspection["stages"]
     )
-    notes = "".join(f"<li>{_e(note)}</li>" for note in inspection.get("notes", []))
-    return (
-        f'<ol class="stage-sentences">{items}</ol>'
-        + (f'<ul class="inspect-notes" style="color: #6b7280; font-size: 0.9em">{notes}</ul>' if notes else "")
-    )
+    return f'<ol class="stage-sentences">{items}</ol>' + _notes_html(inspection.get("notes", []))
 
 
 # -- attention ----------------------------------------------------------------------------------
@@ -241,7 +245,6 @@ def surprisal_html(result: Json) -> str:
         f"{_e(repr(result['tokens'][i]['text']))} (p {math.exp(result['tokens'][i]['logprob']):.4f})"
         for i in result["most_surprising"]
     )
-    notes = "".join(f"<li>{_e(n)}</li>" for n in result.get("notes", []))
     return (
         '<div class="surprisal">'
         f'<div><b>perplexity</b> <span class="perplexity">{perplexity}</span> over {len(result["tokens"]) - 1} '
@@ -249,7 +252,7 @@ def surprisal_html(result: Json) -> str:
         '<div style="white-space: pre-wrap; font-family: ui-monospace, monospace; line-height: 1.9">'
         + "".join(spans)
         + "</div>"
-        + (f'<ul style="color: #6b7280; font-size: 0.9em">{notes}</ul>' if notes else "")
+        + _notes_html(result.get("notes", []))
         + "</div>"
     )
 
@@ -274,7 +277,6 @@ def tokenization_html(result: Json, text: str) -> str:
     specials = sum(1 for t in result["tokens"] if t["special"])
     per_token = "n/a" if result["chars_per_token"] is None else f"{result['chars_per_token']:.2f}"
     over = result["count"] > result["max_context"]
-    notes = "".join(f"<li>{_e(n)}</li>" for n in result.get("notes", []))
     return (
         '<div class="tokenization">'
         f'<div><b class="token-count" style="color: {"#dc2626" if over else "inherit"}">{result["count"]}</b> tokens '
@@ -282,6 +284,6 @@ def tokenization_html(result: Json, text: str) -> str:
         '<div style="white-space: pre-wrap; font-family: ui-monospace, monospace; line-height: 1.9">'
         + "".join(spans)
         + "</div>"
-        + (f'<ul style="color: #6b7280; font-size: 0.9em">{notes}</ul>' if notes else "")
+        + _notes_html(result.get("notes", []))
         + "</div>"
     )
