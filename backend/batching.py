@@ -276,6 +276,7 @@ class DecodeScheduler:
                 row.request.channel.close(exc)
                 continue
             if done:
+                row.request.channel.cache_bytes = self._row_cache_bytes(row)
                 row.request.channel.close()
             else:
                 keep.append(index)
@@ -305,6 +306,17 @@ class DecodeScheduler:
         if token in request.eos_ids or row.new_tokens >= request.params.max_new_tokens or request.cancel.is_set():
             return True
         return request.stop is not None and bool(request.stop(row.sequence[:, : row.length], scores)[0])
+
+    def _row_cache_bytes(self, row: _Row) -> int | None:
+        """What the row's own keys and values take in the batch cache (its padding left out)."""
+        if self._cache is None:  # (a row that ended at its first token: its prefill cache was not joined yet)
+            return None
+        per_token = sum(
+            (layer.keys.shape[1] * layer.keys.shape[3]) * layer.keys.element_size()
+            + (layer.values.shape[1] * layer.values.shape[3]) * layer.values.element_size()
+            for layer in self._cache.layers
+        )
+        return per_token * row.cached
 
     def _drop(self, keep: list[int]) -> None:
         """Keep only these rows, and cut the left padding that no row needs any more."""

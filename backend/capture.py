@@ -216,6 +216,7 @@ class StepChannel:
         self.queue: queue.Queue[PendingStep | object] = queue.Queue()
         self.finished = threading.Event()
         self.error: BaseException | None = None
+        self.cache_bytes: int | None = None  # the run's KV cache at its end, when the producer measured it
 
     def send(self, step: PendingStep) -> None:
         self.queue.put(step)

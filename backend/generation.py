@@ -29,6 +29,7 @@ import torch
 from transformers import StoppingCriteria, StoppingCriteriaList, StopStringCriteria
 
 from backend.batching import BatchRequest, DecodeScheduler, ServingStats, batchable
+from backend.beams import BeamObserver, BeamTree, stop_checker
 from backend.capture import (
     END_OF_STREAM,
     FinalTap,
@@ -42,6 +43,7 @@ from backend.capture import (
     step_numbers,
 )
 from backend.errors import InputError
+from backend.kvcache import CacheSize, cache_size, measured_bytes
 from backend.metrics import MemoryMeter, RunMetrics
 from backend.params import DecodingParams
 from backend.processors import DecodingChain, ModelRules, SequentialProcessor, build_chain, neutral_generate_kwargs
@@ -73,10 +75,31 @@ class GenerationResult:
     chain: DecodingChain
     notes: tuple[str, ...]  # what was adjusted, in words
     input_token_ids: tuple[int, ...] = ()  # what the model read (the encoder's input for a seq2seq model)
+    kv_cache: CacheSize | None = None  # the KV cache at the end (None: the config does not say, or no cache)
+    max_context: int = 0  # tokens the model reads at most (the registry's max_context)
+    context_used: int = 0  # of those, what the run filled (a decoder: prompt + new tokens; a seq2seq model: its source)
+    beam_tree: BeamTree | None = None  # beam search: the hypotheses it weighed
 
     @property
     def text(self) -> str:
         return self.sequences[0].text
+
+    def cost_json(self) -> dict[str, Any]:
+        """What the run cost, for the API and the cost view: the timeline (prefill = time to
+        first token, then decode; each token's arrival), the KV cache and the context used."""
+        m = self.metrics
+        decode = m.total_s - m.ttft_s if m.ttft_s is not None else None
+        return {
+            "timeline": {
+                "prefill_s": m.ttft_s,
+                "decode_s": decode,
+                "total_s": m.total_s,
+                "token_times": [step.elapsed_s for step in self.steps],
+            },
+            "kv_cache_bytes": None if self.kv_cache is None else (self.kv_cache.measured_bytes or self.kv_cache.formula_bytes),
+            "kv_cache": None if self.kv_cache is None else self.kv_cache.to_json(),
+            "context": {"used": self.context_used, "max": self.max_context, "prompt": m.prompt_tokens, "new": m.new_tokens},
+        }
 
     @property
     def steps(self) -> tuple[TokenStep, ...]:
@@ -184,6 +207,7 @@ class GenerationEngine:
         return (
             self.max_batch > 1
             and prepared.params.streams
+            and prepared.params.use_cache  # (the batch shares a cache; without one a run goes alone)
             and loaded.spec.family is Family.DECODER
             and batchable(loaded.model)
         )
@@ -352,20 +376,27 @@ def _stream_one(loaded: LoadedModel, prepared: PreparedRun, cancel: threading.Ev
     kwargs["logits_processor"] = chain.processors(last=final_tap)
     kwargs["streamer"] = streamer
 
+    holder: dict[str, Any] = {}
+
     def work() -> None:
         hook = loaded.model.register_forward_hook(raw_tap.record)
         try:
             torch.manual_seed(params.seed)
             with torch.inference_mode():  # lighter than generate()'s own no_grad: no view or version tracking
-                loaded.model.generate(**prepared.inputs, **kwargs)
+                holder["output"] = loaded.model.generate(**prepared.inputs, **kwargs, return_dict_in_generate=True)
         finally:
             hook.remove()
             streamer.end()  # wakes the consumer even if generate() raised
 
+    def cache_bytes() -> int | None:
+        thread.join()  # (generate() ends the stream just before it returns its output)
+        output = holder.get("output")
+        return None if output is None else measured_bytes(output.past_key_values)
+
     start = time.perf_counter()
     thread, errors = _run_in_thread(work)
     try:
-        yield from _consume(streamer, loaded, prepared, cancel, start, meter)
+        yield from _consume(streamer, loaded, prepared, cancel, start, meter, cache_bytes=cache_bytes)
     finally:
         if thread.is_alive():  # the consumer went away early: stop the worker within one step
             cancel.set()
@@ -376,7 +407,7 @@ def _stream_one(loaded: LoadedModel, prepared: PreparedRun, cancel: threading.Ev
 
 def _consume(
     channel: StepChannel, loaded: LoadedModel, prepared: PreparedRun, cancel: threading.Event, start: float,
-    meter: MemoryMeter, crowd: Callable[[], int] = lambda: 1,
+    meter: MemoryMeter, crowd: Callable[[], int] = lambda: 1, cache_bytes: Callable[[], int | None] = lambda: None,
 ) -> Iterator[GenerationEvent]:
     """A run's TokenEvents as its steps arrive on the channel, then its GenerationDone (the
     solo and the batched path alike). Raises the run's error, if it failed. `crowd`: how many
@@ -406,7 +437,7 @@ def _consume(
         peak_memory_bytes=meter.finish(),
         memory_kind=meter.kind,
     )
-    yield GenerationDone(_result(prepared, (sequence,), metrics))
+    yield GenerationDone(_result(loaded, prepared, (sequence,), metrics, cache_bytes()))
 
 
 def _stream_batched(
@@ -431,7 +462,8 @@ def _stream_batched(
     scheduler.submit(request)
     try:
         yield from _consume(
-            request.channel, loaded, prepared, cancel, request.submitted, meter, crowd=lambda: scheduler.decoding
+            request.channel, loaded, prepared, cancel, request.submitted, meter, crowd=lambda: scheduler.decoding,
+            cache_bytes=lambda: request.channel.cache_bytes,
         )
     finally:
         if not request.channel.finished.is_set():  # the consumer went away: the scheduler drops the row
@@ -471,8 +503,9 @@ def _generate_many(loaded: LoadedModel, prepared: PreparedRun, cancel: threading
     params, chain = prepared.params, prepared.chain
     meter = MemoryMeter(loaded.device)
     kwargs = _generate_kwargs(loaded, prepared, params, cancel)
+    observer = _beam_observer(loaded, prepared) if params.num_beams > 1 else None
     kwargs.update(
-        logits_processor=chain.processors(),
+        logits_processor=chain.processors(last=observer),
         return_dict_in_generate=True,
         output_scores=True,
         output_logits=True,
@@ -503,6 +536,9 @@ def _generate_many(loaded: LoadedModel, prepared: PreparedRun, cancel: threading
         steps = [decode_step(raw, t, decode, start) for t, raw in enumerate(step_numbers(pending, params.top_alternatives))]
         score = beam_scores[i] if beam_scores is not None else sum(math.log(max(s.prob, 1e-45)) for s in steps)
         sequences.append(_finish_sequence(loaded, prepared, params, tuple(ids), tuple(steps), score, cancel))
+    tree = None
+    if observer is not None:
+        tree = observer.finish([(s.token_ids, s.score) for s in sequences], beam_indices, out.scores)
     meter.sample()
     total = end - start
     n_new = len(sequences[0].token_ids)
@@ -516,12 +552,46 @@ def _generate_many(loaded: LoadedModel, prepared: PreparedRun, cancel: threading
         peak_memory_bytes=meter.finish(),
         memory_kind=meter.kind,
     )
-    yield GenerationDone(_result(prepared, tuple(sequences), metrics))
+    yield GenerationDone(_result(loaded, prepared, tuple(sequences), metrics, measured_bytes(out.past_key_values), tree, len(out.scores)))
 
 
-def _result(prepared: PreparedRun, sequences: tuple[GeneratedSequence, ...], metrics: RunMetrics) -> GenerationResult:
+def _beam_observer(loaded: LoadedModel, prepared: PreparedRun) -> BeamObserver:
+    """The observer that rebuilds a beam search's tree, judging candidates' ends as generate() does."""
     params = prepared.params
-    return GenerationResult(sequences, metrics, params.seed, params, prepared.chain, prepared.notes, prepared.input_token_ids)
+    stop = StopStringCriteria(loaded.tokenizer, list(params.stop_sequences)) if params.stop_sequences else None
+    return BeamObserver(
+        num_beams=params.num_beams,
+        start_length=prepared.start_length,
+        eos_count=len(prepared.eos_ids),
+        length_penalty=params.length_penalty,
+        ends=stop_checker(prepared.eos_ids, prepared.start_length + params.max_new_tokens, stop),
+        decode=token_decoder(loaded.tokenizer),
+    )
+
+
+def _result(
+    loaded: LoadedModel,
+    prepared: PreparedRun,
+    sequences: tuple[GeneratedSequence, ...],
+    metrics: RunMetrics,
+    measured_cache: int | None,
+    beam_tree: BeamTree | None = None,
+    steps: int | None = None,
+) -> GenerationResult:
+    """`steps`: the decoding steps generate() ran (for several sequences, the longest one's)."""
+    params = prepared.params
+    new_tokens = len(sequences[0].token_ids)
+    kv = None
+    if params.use_cache:
+        rows = max(params.num_beams, params.num_return_sequences)  # generate() decodes this many rows
+        kv = cache_size(
+            loaded, prepared.prompt_tokens, new_tokens if steps is None else steps, sequences=rows, measured=measured_cache
+        )
+    decoder = loaded.spec.family is Family.DECODER
+    return GenerationResult(
+        sequences, metrics, params.seed, params, prepared.chain, prepared.notes, prepared.input_token_ids, kv,
+        loaded.spec.max_context, prepared.prompt_tokens + new_tokens if decoder else prepared.prompt_tokens, beam_tree,
+    )
 
 
 def _strip_after_eos(ids: list[int], eos_ids: Sequence[int], steps: int) -> list[int]:

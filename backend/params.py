@@ -77,6 +77,10 @@ class DecodingParams:
     stop_sequences: tuple[str, ...] = ()
     # Seed for the random generator. None = a random seed, which is then reported and logged.
     seed: int | None = None
+    # Keep the attention keys and values of past tokens (the KV cache) instead of recomputing the
+    # whole prefix at every step. Same tokens either way (up to float rounding); without it each
+    # step costs more as the text grows. Off = no cache.
+    use_cache: bool = True
     # Display only: alternatives listed per position in the probability chart. Range [1, 20].
     top_alternatives: int = 5
 
@@ -102,6 +106,8 @@ class DecodingParams:
         _check_range("length_penalty", self.length_penalty, -10.0, 10.0, "in [-10, 10]")
         if not isinstance(self.early_stopping, bool):
             raise ParameterError("early_stopping", "true or false", self.early_stopping)
+        if not isinstance(self.use_cache, bool):
+            raise ParameterError("use_cache", "true or false", self.use_cache)
         _check_int(
             "num_return_sequences",
             self.num_return_sequences,

@@ -19,6 +19,7 @@ from typing import Any
 import torch
 
 from backend.capture import TokenStep
+from backend.compare import GENERATIVE_TASKS, CompareEvent, Comparison, compare_params, compare_runs, run_both
 from backend.errors import ParameterError, PlaygroundError
 from backend.generation import FinishReason, GenerationDone, GenerationEngine, GenerationResult, TokenEvent
 from backend.history import EXPORT_FORMATS, HistoryQuery, export_csv, export_jsonl, list_runs, owned_run, run_json, run_row
@@ -85,6 +86,8 @@ class GenerationRun:
             "chain": result.chain.names,
             "notes": list(result.notes),
             "params": result.params.to_dict(),
+            **result.cost_json(),
+            "beam_tree": None if result.beam_tree is None else result.beam_tree.to_json(),
         }
 
 
@@ -227,6 +230,10 @@ class Playground:
                     status = RunStatus.CANCELLED if result.finish_reason == FinishReason.CANCELLED else RunStatus.OK
                     result_json = _generation_result(result.chain.names, result.notes, result.input_token_ids)
                     result_json["sequences"] = [{"text": s.text, "score": s.score} for s in result.sequences]
+                    cost = result.cost_json()
+                    result_json.update(kv_cache=cost["kv_cache"], context=cost["context"])
+                    if result.beam_tree is not None:
+                        result_json["beam_tree"] = result.beam_tree.to_json()
                     run_id = recorder.end(
                         status,
                         result.steps,
@@ -261,6 +268,43 @@ class Playground:
             else:
                 self._log(RunRecord(status=RunStatus.CANCELLED, finish_reason=FinishReason.CANCELLED, **record))
             raise
+
+    def compare(
+        self,
+        model: str,
+        prompt: str,
+        params_a: object,
+        params_b: object,
+        cancel: threading.Event,
+        progress: ProgressFn | None = None,
+        owner: str | None = None,
+    ) -> Iterator[CompareEvent | Comparison]:
+        """Two generations of one model on one prompt, side A and side B with their own decoding
+        parameters and one seed (backend.compare): yields both sides' tokens as they stream,
+        then the Comparison. Both runs are logged; a bad input is logged and raised before either starts."""
+        record: dict[str, Any] = {
+            "task": Task.TEXT_GENERATION.value, "model": model, "input": {"prompt": prompt},
+            "params": {"a": params_a, "b": params_b}, "owner": owner,
+        }
+        with self._failures_logged(record):
+            spec = self.registry.spec(model) if isinstance(model, str) and model else None
+            if spec is None or spec.task not in GENERATIVE_TASKS:
+                raise ParameterError("model", "a text generation, summarization or translation model", model)
+            input_name = "prompt" if spec.task is Task.TEXT_GENERATION else "text"
+            record.update(task=spec.task.value, input={input_name: prompt})
+            require_text(input_name, prompt)
+            sides = compare_params(params_a, params_b)
+        runs = None
+        for item in run_both(
+            self.text_generation, model, prompt, sides, cancel,
+            task=spec.task, input_name=input_name, owner=owner, progress=progress,
+        ):
+            if isinstance(item, CompareEvent):
+                yield item
+            else:
+                runs = item
+        assert runs is not None
+        yield compare_runs(self.registry, self.engine, *runs)
 
     @contextmanager
     def _failures_logged(

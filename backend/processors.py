@@ -178,8 +178,9 @@ class DecodingChain:
         return "raw logits → " + " → ".join(self.names) + " → softmax"
 
 
-def _rule_stages(rules: ModelRules, params: DecodingParams, prompt_length: int, eos_token_ids: Sequence[int]) -> list[Stage]:
-    """The checkpoint's own rules, in the order generate() would apply them."""
+def _rule_bans(rules: ModelRules, eos_token_ids: Sequence[int]) -> list[Stage]:
+    """The checkpoint's bans (forbidden sequences, its min_length), where generate() applies
+    them: after the penalties, before the length rule and the forcing rules."""
     stages: list[Stage] = []
     eos = list(eos_token_ids)
     if rules.bad_words_ids:
@@ -199,6 +200,14 @@ def _rule_stages(rules: ModelRules, params: DecodingParams, prompt_length: int, 
                 MinLengthLogitsProcessor(rules.min_length, eos),
             )
         )
+    return stages
+
+
+def _rule_forcing(rules: ModelRules, params: DecodingParams, prompt_length: int) -> list[Stage]:
+    """The checkpoint's forced and suppressed tokens, where generate() applies them: after every
+    ban and penalty (a forced end of sequence overrides them all), before temperature and the
+    truncations."""
+    stages: list[Stage] = []
     if rules.forced_bos_token_id is not None:
         stages.append(
             Stage(
@@ -245,9 +254,10 @@ def build_chain(
     """The chain for these parameters. `prompt_length` is the number of tokens in the sequence
     that generate() extends before the first new token (the prompt for a decoder, the decoder
     start token for an encoder-decoder); `eos_token_ids` are the ends of sequence that
-    min_new_tokens holds back; `rules` are the checkpoint's own (they come first, as in
-    generate())."""
-    stages: list[Stage] = _rule_stages(rules, params, prompt_length, eos_token_ids)
+    min_new_tokens holds back; `rules` are the checkpoint's own. The order is generate()'s own
+    (GenerationMixin._get_logits_processor): penalties, the checkpoint's bans, the length rule,
+    its forcing rules, then (sampling) temperature and the truncations."""
+    stages: list[Stage] = []
     add = stages.append
     # 1. penalties: change the logits of tokens that already occurred
     if params.repetition_penalty != 1.0:
@@ -281,6 +291,7 @@ def build_chain(
                 str(params.no_repeat_ngram_size),
             )
         )
+    stages.extend(_rule_bans(rules, eos_token_ids))
     # 2. length rule: no end of sequence before min_new_tokens
     if params.min_new_tokens > 0 and eos_token_ids:
         add(
@@ -293,6 +304,7 @@ def build_chain(
                 str(params.min_new_tokens),
             )
         )
+    stages.extend(_rule_forcing(rules, params, prompt_length))
     if not params.do_sample:
         return DecodingChain(tuple(stages))
     # Beam sampling must keep one token besides the end-of-sequence ones (transformers' rule).
@@ -354,6 +366,7 @@ def neutral_generate_kwargs(params: DecodingParams) -> dict[str, object]:
         "num_beams": params.num_beams,
         "num_return_sequences": params.num_return_sequences,
         "max_new_tokens": params.max_new_tokens,
+        "use_cache": params.use_cache,
         # neutral values: the chain applies these itself
         "repetition_penalty": 1.0,
         "no_repeat_ngram_size": 0,

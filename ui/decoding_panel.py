@@ -15,7 +15,7 @@ from typing import Any
 import gradio as gr
 
 from backend.params import MAX_BEAMS, MAX_NEW_TOKENS_CAP, MAX_TOP_ALTERNATIVES, PRESETS, DecodingParams
-from ui.inputs import ParamSlider
+from ui.inputs import ParamSlider, RawCheckbox
 
 #: The fields a preset sets; length, stop sequences and seed stay as the person left them.
 PRESET_FIELDS = (
@@ -74,7 +74,7 @@ def build_decoding_panel(defaults: DecodingParams | None = None, *, open_: bool 
                 c["num_beams"] = ParamSlider(1, MAX_BEAMS, value=d.num_beams, step=1, label="num_beams", info="1 = off; beams do not stream")
                 c["num_return_sequences"] = ParamSlider(1, MAX_BEAMS, value=d.num_return_sequences, step=1, label="num_return_sequences", info="≤ num_beams unless sampling")
                 c["length_penalty"] = ParamSlider(-2, 2, value=d.length_penalty, step=0.1, label="length_penalty", info="score / length^lp; > 0 favours longer beams")
-                c["early_stopping"] = gr.Checkbox(value=d.early_stopping, label="early_stopping", info="stop when num_beams candidates are done")
+                c["early_stopping"] = RawCheckbox(value=d.early_stopping, label="early_stopping", info="stop when num_beams candidates are done")
         with gr.Accordion("Length & stop", open=True):
             with gr.Row():
                 c["min_new_tokens"] = ParamSlider(0, MAX_NEW_TOKENS_CAP, value=d.min_new_tokens, step=1, label="min_new_tokens", info="no end-of-sequence before this")
@@ -89,6 +89,7 @@ def build_decoding_panel(defaults: DecodingParams | None = None, *, open_: bool 
             with gr.Row():
                 c["seed"] = gr.Textbox(value="" if d.seed is None else str(d.seed), label="seed", info="empty = random; the seed used is shown and logged")
                 c["top_alternatives"] = ParamSlider(1, MAX_TOP_ALTERNATIVES, value=d.top_alternatives, step=1, label="top_alternatives", info="alternatives listed per position in the chart")
+                c["use_cache"] = RawCheckbox(value=d.use_cache, label="use_cache", info="KV cache: keep past keys and values (off: recompute the prefix at every step)")
     missing = set(DecodingParams.field_names()) - set(c)
     if missing:
         raise RuntimeError(f"decoding panel lacks components for {sorted(missing)}")

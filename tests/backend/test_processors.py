@@ -7,7 +7,7 @@ import torch
 from transformers import TemperatureLogitsWarper, TopKLogitsWarper, TopPLogitsWarper
 
 from backend.params import DecodingParams
-from backend.processors import PresenceFrequencyPenaltyLogitsProcessor, build_chain
+from backend.processors import ModelRules, PresenceFrequencyPenaltyLogitsProcessor, build_chain
 
 
 def test_presence_frequency_penalty_matches_hand_computation() -> None:
@@ -51,6 +51,26 @@ def test_chain_order_is_penalties_then_temperature_then_truncations() -> None:
         "repetition penalty", "presence/frequency penalty", "no-repeat n-gram", "min new tokens",
         "temperature", "top-k", "top-p", "min-p", "typical-p",
     ]
+
+
+def test_checkpoint_rules_sit_where_generate_puts_them() -> None:
+    """GenerationMixin._get_logits_processor's order: penalties, bans, the length rule, the forcing
+    rules, then the warpers. A forced end of sequence comes after the bans and overrides them."""
+    rules = ModelRules(
+        bad_words_ids=((5,),), min_length=3, forced_bos_token_id=0, forced_eos_token_ids=(2,), suppress_tokens=(7,)
+    )
+    params = DecodingParams(
+        temperature=0.7, top_k=5, repetition_penalty=1.2, no_repeat_ngram_size=1, min_new_tokens=1, max_new_tokens=4
+    )
+    chain = build_chain(params, prompt_length=1, eos_token_ids=[2], rules=rules)
+    assert chain.names == [
+        "repetition penalty", "no-repeat n-gram", "forbidden tokens", "min length", "min new tokens",
+        "forced first token", "forced end", "suppressed tokens", "temperature", "top-k",
+    ]
+    # BART's decoder starts with its end-of-sequence token, which a 1-gram ban forbids from then
+    # on; at the last position the forced end still leaves exactly that token (not all -inf)
+    out = chain.processors()(torch.tensor([[2, 0, 9, 11]]), torch.randn(1, 20))
+    assert torch.isfinite(out[0, 2]) and torch.isinf(torch.cat((out[0, :2], out[0, 3:]))).all()
 
 
 def test_greedy_chain_has_no_warpers_and_neutral_values_add_nothing() -> None:

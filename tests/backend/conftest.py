@@ -1,6 +1,7 @@
 """A playground whose registry holds one model of each architecture the inspector knows: the
 embedded stdlib GPT-2 (real weights, peaked distributions) and tiny random GPT-2, LLaMA, BART,
-Marian and T5 twins, all through the real loading code."""
+Marian and T5 twins, all through the real loading code. The inspector's, the comparison's, the
+beam tree's and the KV cache's tests run on it."""
 
 from __future__ import annotations
 
