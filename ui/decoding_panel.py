@@ -47,11 +47,14 @@ class DecodingPanel:
         return [self.components[field] for field in PRESET_FIELDS]
 
 
-def build_decoding_panel(defaults: DecodingParams | None = None, *, open_: bool = True) -> DecodingPanel:
-    """Build the panel inside the current Blocks context."""
+def build_decoding_panel(
+    defaults: DecodingParams | None = None, *, open_: bool = True, label: str = "Decoding", elem_prefix: str | None = None
+) -> DecodingPanel:
+    """Build the panel inside the current Blocks context. `elem_prefix`: each component gets the
+    elem_id "<prefix>_<field>" (a page with several panels, such as the compare view)."""
     d = defaults or DecodingParams()
     c: dict[str, gr.components.Component] = {}
-    with gr.Accordion("Decoding", open=open_):
+    with gr.Accordion(label, open=open_):
         preset = gr.Radio(
             list(PRESETS), value="greedy", label="Preset", info="greedy = argmax; balanced; creative = hotter, with penalties"
         )
@@ -93,6 +96,9 @@ def build_decoding_panel(defaults: DecodingParams | None = None, *, open_: bool 
     missing = set(DecodingParams.field_names()) - set(c)
     if missing:
         raise RuntimeError(f"decoding panel lacks components for {sorted(missing)}")
+    if elem_prefix is not None:
+        for name, component in c.items():
+            component.elem_id = f"{elem_prefix}_{name}"
     panel = DecodingPanel(preset, MappingProxyType(c))
     preset.change(panel.apply_preset, inputs=preset, outputs=panel.preset_outputs, api_visibility="private")
     return panel

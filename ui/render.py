@@ -44,9 +44,10 @@ def _visible(text: str) -> str:
     return html.escape(text).replace("\n", "↵\n")
 
 
-def tokens_html(prompt: str, steps: Sequence[TokenStep], status: str = "") -> str:
+def tokens_html(prompt: str, steps: Sequence[TokenStep], status: str = "", marked: int | None = None) -> str:
     """The prompt in grey, then each new token on a background coloured by its probability
-    under the distribution it was drawn from; hovering a token shows its numbers."""
+    under the distribution it was drawn from; hovering a token shows its numbers. `marked`: the
+    position outlined in red (where two compared runs part); past the end, a red mark ends the text."""
     parts = [
         '<div class="tokens" style="white-space: pre-wrap; font-family: ui-monospace, monospace; '
         'line-height: 1.9; font-size: 0.95em">',
@@ -57,11 +58,18 @@ def tokens_html(prompt: str, steps: Sequence[TokenStep], status: str = "") -> st
             f"#{step.position} token {step.token_id}: p={step.prob:.3f} (raw {step.raw_prob:.3f}), "
             f"entropy {step.entropy:.2f} bits"
         )
+        mark = ""
+        if step.position == marked:
+            title = f"the runs part here. {title}"
+            mark = " diverge"
+        outline = "; outline: 2px solid #dc2626" if mark else ""
         parts.append(
-            f'<span class="tok" title="{html.escape(title)} (click to inspect)" data-pos="{step.position}" '
+            f'<span class="tok{mark}" title="{html.escape(title)} (click to inspect)" data-pos="{step.position}" '
             f'data-p="{step.prob:.4f}" style="background: {probability_colour(step.prob)}; color: #111; '
-            f'border-radius: 3px; padding: 1px 0; margin: 0 1px; cursor: pointer">{_visible(step.text)}</span>'
+            f'border-radius: 3px; padding: 1px 0; margin: 0 1px; cursor: pointer{outline}">{_visible(step.text)}</span>'
         )
+    if marked is not None and marked >= len(steps):
+        parts.append('<span class="tok-end diverge" title="this run had ended here" style="color: #dc2626">⟂ ended</span>')
     if status:
         parts.append(f' <span class="status" style="color: #6b7280">[{html.escape(status)}]</span>')
     parts.append("</div>")

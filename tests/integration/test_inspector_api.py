@@ -36,7 +36,7 @@ def test_a_run_is_inspected_by_its_owner_and_by_nobody_else(served_app) -> None:
     )
     result = out[-1]
     run_id = result["run_id"]
-    assert out[-2] == run_id  # the inspector's run box is filled in
+    assert out[4] == run_id  # the inspector's run box is filled in (outputs: tokens, chart, metrics, sequences, run)
     before = run_count(playground)
     found = owner.predict(run_id=run_id, position=2, top_n=5, api_name="/inspect_token")[-1]
     assert found["run_id"] == run_id and found["position"] == 2

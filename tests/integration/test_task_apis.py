@@ -124,6 +124,13 @@ BAD = [
     ("/summarization", dict(model="tiny-summarizer", text=" "), "text must be non-empty text, got ' '."),
     ("/translation", dict(model="tiny-translator", text=None), "text must be non-empty text, got None."),
     ("/text_generation", dict(model="tiny-gpt2", prompt=None), "prompt must be non-empty text, got None."),
+    ("/compare", dict(model="tiny-gpt2", prompt="Return the", params_a={}, params_b={"top_p": 1.3}),
+     "params_b.top_p must be in (0, 1], got 1.3."),
+    ("/compare", dict(model="tiny-gpt2", prompt="Return the", params_a={"use_cache": "no"}, params_b={}),
+     "params_a.use_cache must be true or false"),
+    ("/compare", dict(model="tiny-gpt2", prompt=" ", params_a={}, params_b={}), "prompt must be non-empty text, got ' '."),
+    ("/compare", dict(model="tiny-classifier", prompt="x", params_a={}, params_b={}),
+     "model must be a text generation, summarization or translation model, got 'tiny-classifier'."),
 ]
 
 
@@ -143,6 +150,10 @@ RAW = [
     ("/question_answering", {**CALLS["/question_answering"], "max_answer_len": float("nan")}, "max_answer_len must be an integer in [1, 512], got nan."),
     ("/bias_probe", {**CALLS["/bias_probe"], "top_k": float("nan")}, "top_k must be an integer in [1, "),
     ("/fill_mask", dict(model="tiny-bert-mlm", text="Alice lives in [MASK].", top_k=float("inf")), "top_k must be an integer in [1, "),
+    ("/compare", dict(model="tiny-gpt2", prompt="abc", params_a={"temperature": float("nan")}, params_b={}),
+     "params_a.temperature must be"),
+    ("/compare", dict(model="tiny-gpt2", prompt="abc\ud800def", params_a={}, params_b={}),
+     "prompt must be valid Unicode text, got a lone surrogate (U+D800) at character 3"),
     ("/text_generation", dict(model="tiny-gpt2", prompt="abc\ud800def"), "prompt must be valid Unicode text, got a lone surrogate (U+D800) at character 3"),
     ("/text_classification", dict(model="tiny-classifier", text="\udfff"), "text must be valid Unicode text, got a lone surrogate (U+DFFF) at character 0"),
     ("/summarization", dict(model="tiny-summarizer", text="x\ud83d"), "text must be valid Unicode text, got a lone surrogate (U+D83D) at character 1"),

@@ -26,6 +26,9 @@ from ui.identity import Identity
 from ui.models import describe_model, model_dropdown
 from ui.render import metrics_markdown, probability_json, progress_markdown, tokens_html
 from ui.serving import GENERATION_GROUP
+from ui.views.beam_tree import beam_tree_json
+from ui.views.compare import build_compare_view
+from ui.views.cost import cost_html, latency_json
 from ui.views.inspector import InspectorView, build_inspector, token_click_js
 from ui.views.tokenizer import build_tokenizer_view
 
@@ -76,6 +79,9 @@ class GenerationTab:
     result: gr.JSON
     inspector: InspectorView
     form: TabForm
+    cost: gr.HTML
+    latency: gr.Plot
+    beam_tree: gr.Plot
 
 
 def _sequence_rows(run: GenerationRun) -> list[list[Any]]:
@@ -124,10 +130,20 @@ def build_generation_tab(
                     interactive=False,
                     wrap=True,
                 )
+                beam_tree = gr.Plot(
+                    label="Beam tree: the hypotheses beam search weighed (hover a dot)", visible=False,
+                    elem_id=f"{prefix}_beam_tree",
+                )
+                cost = gr.HTML(elem_id=f"{prefix}_cost")
+                latency = gr.Plot(
+                    label="Time between consecutive tokens (flat with the KV cache, growing without it)",
+                    elem_id=f"{prefix}_latency",
+                )
                 result = gr.JSON(label="Result (JSON, as the API returns it)", open=False)
                 inspector = build_inspector(playground, identity, prefix, output, public=public_views)
+        build_compare_view(playground, controls, identity, task, prefix, model, prompt, inspector, public=public_views)
 
-    outputs = [output, chart, metrics, sequences, inspector.run_id, result]
+    outputs = [output, chart, metrics, sequences, inspector.run_id, cost, latency, beam_tree, result]  # the JSON last
 
     def generate_text(
         model: str, request: gr.Request, browser_id: str | None = None, progress: gr.Progress = gr.Progress(), **values: Any
@@ -172,11 +188,16 @@ def build_generation_tab(
                                 progress_markdown(len(steps), now - start),
                                 NO_SEQUENCES,
                                 None,  # no run to inspect until the run has ended
+                                "",  # the cost views fill in when the run ends
+                                None,
+                                None,
                                 {"status": "running", "new_tokens": len(steps), "text": "".join(s.text for s in steps)},
                             )
                         continue
                     assert isinstance(event, GenerationRun)
                     result = event.result
+                    out = event.to_json()
+                    tree = beam_tree_json(out["beam_tree"])
                     several = len(result.sequences) > 1 or result.params.num_beams > 1
                     yield (
                         tokens_html(prompt, result.steps, result.finish_reason),
@@ -190,7 +211,10 @@ def build_generation_tab(
                         ),
                         gr.Dataframe(value=_sequence_rows(event), visible=several),
                         event.run_id,
-                        event.to_json(),
+                        cost_html(out),
+                        plot_data(latency_json([("", out)])),
+                        gr.Plot(value=None if tree is None else plot_data(tree), visible=tree is not None),
+                        out,
                     )
         finally:
             controls.finish(session, task.value, cancel)
@@ -214,4 +238,7 @@ def build_generation_tab(
     )
     stop.click(stop_generation, inputs=None, outputs=None, api_name=f"stop_{spec.api_name}", concurrency_limit=None)
     form = TabForm(prefix, (task.value,), model, {spec.input_name: prompt, **panel.components})
-    return GenerationTab(model, prompt, generate, stop, panel, output, metrics, chart, sequences, result, inspector, form)
+    return GenerationTab(
+        model, prompt, generate, stop, panel, output, metrics, chart, sequences, result, inspector, form, cost, latency,
+        beam_tree,
+    )

@@ -6,6 +6,7 @@ public API names (/inspect_token, /inspect_prompt), which serve runs of every ge
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -36,14 +37,18 @@ HELP = (
 )
 
 
-def token_click_js(chart_id: str) -> str:
-    """js_on_load of the output: a click on a token, or on a point of the probability chart,
-    triggers the output's click event with the token's position."""
-    return f"""
-element.addEventListener('click', (event) => {{
+def token_click_js(chart_id: str | None = None) -> str:
+    """js_on_load of a token output: a click on a token, or on a point of the probability chart
+    (when there is one), triggers the output's click event with the token's position."""
+    clicks = """
+element.addEventListener('click', (event) => {
   const token = event.target.closest('span.tok');
-  if (token && token.dataset.pos !== undefined) trigger('click', {{position: Number(token.dataset.pos)}});
-}});
+  if (token && token.dataset.pos !== undefined) trigger('click', {position: Number(token.dataset.pos)});
+});
+"""
+    if chart_id is None:
+        return clicks
+    return clicks + f"""
 setInterval(() => {{
   const plot = document.querySelector('#{chart_id} .js-plotly-plot');
   if (plot && typeof plot.on === 'function' && !plot.__inspectorHooked) {{
@@ -64,6 +69,9 @@ class InspectorView:
     summary: gr.HTML
     waterfall: gr.Plot
     result: gr.JSON
+    #: connect(output, run_id): clicks on the tokens of another run's output (a gr.HTML drawn by
+    #: ui.render.tokens_html), whose run id `run_id` holds, open them in this inspector
+    connect: Callable[[gr.HTML, gr.components.Component], None]
 
 
 def build_inspector(playground: Playground, identity: Identity, prefix: str, output: gr.HTML, *, public: bool) -> InspectorView:
@@ -145,5 +153,18 @@ def build_inspector(playground: Playground, identity: Identity, prefix: str, out
     surprisal_button.click(
         inspect_prompt, inputs=[run_id, identity.state], outputs=[surprisal, surprisal_result], **prompt_names
     )
-    return InspectorView(run_id, position, inspect, summary, waterfall, result)
+    def inspect_elsewhere(
+        other_run: Any, top_n: Any, layer: Any, browser_id: str | None, event: gr.EventData, request: gr.Request
+    ) -> tuple[Any, ...]:
+        return (other_run, *inspect_clicked(other_run, top_n, layer, browser_id, event, request))
+
+    def connect(tokens: gr.HTML, other_run: gr.components.Component) -> None:
+        tokens.click(
+            inspect_elsewhere,
+            inputs=[other_run, top_n, layer, identity.state],
+            outputs=[run_id, position, *outputs],
+            api_visibility="private",
+        )
+
+    return InspectorView(run_id, position, inspect, summary, waterfall, result, connect)
 
