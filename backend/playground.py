@@ -33,6 +33,8 @@ from backend.settings import Settings
 from backend.tasks.encoding import require_text
 from backend.throughput import LabPoint, ThroughputLab, lab_sizes, lab_tokens
 
+BIAS_TASKS = (Task.FILL_MASK, Task.FEATURE_EXTRACTION)  # the models /bias_statistics can score
+
 log = logging.getLogger(__name__)
 
 #: The seeds' "which architecture for which task" table, one line per task.
@@ -435,6 +437,27 @@ class Playground:
         return self.run_task(
             Task.FILL_MASK, model, {"text_a": text_a, "text_b": text_b}, {"top_k": top_k, "probe": "bias"},
             lambda loaded: timed(fill_mask.bias_probe, loaded, text_a, text_b, top_k), progress, owner,
+        )
+
+    def bias_statistics(
+        self, model: str, template_a: str, template_b: str, occupations: str, progress: ProgressFn | None = None,
+        owner: str | None = None,
+    ) -> TaskRun:
+        """Every occupation (one per line) in both templates, with an effect size and a p-value
+        (backend/tasks/bias_statistics.py); `model` is a fill-mask or a feature-extraction model."""
+        from backend.tasks import bias_statistics, timed
+
+        inputs = {"template_a": template_a, "template_b": template_b, "occupations": occupations}
+        record = {"task": Task.FILL_MASK.value, "model": model, "input": inputs, "params": {"probe": "statistics"}, "owner": owner}
+        with self._failures_logged(record):
+            spec = self.registry.spec(model) if isinstance(model, str) and model else None
+            if spec is None or spec.task not in BIAS_TASKS:
+                names = ", ".join(s.name for task in BIAS_TASKS for s in self.registry.for_task(task))
+                raise ParameterError("model", f"a fill-mask or feature-extraction model ({names})", model)
+        return self.run_task(
+            spec.task, model, inputs, {"probe": "statistics"},
+            lambda loaded: timed(bias_statistics.bias_statistics, loaded, template_a, template_b, occupations),
+            progress, owner,
         )
 
     def feature_extraction(

@@ -56,6 +56,31 @@ def bias_comparison(tokens: Sequence[str], a: Sequence[float], b: Sequence[float
     return figure
 
 
+def association_bars(occupations: Sequence[str], associations: Sequence[float], name_a: str, name_b: str,
+                     x_title: str) -> go.Figure:
+    """One bar per occupation, sorted by association: right (blue) leans to sentence A, left
+    (orange) to sentence B."""
+    order = sorted(range(len(occupations)), key=lambda i: associations[i])
+    values = [associations[i] for i in order]
+    figure = go.Figure(
+        go.Bar(
+            x=values,
+            y=[_e(occupations[i]) for i in order],
+            orientation="h",
+            marker_color=["#2563eb" if v >= 0 else "#f97316" for v in values],
+            hovertemplate="%{y}: %{x:.4f}<extra></extra>",
+        )
+    )
+    figure.update_layout(
+        title=f"← leans to B: {_e(name_b)}   ·   leans to A: {_e(name_a)} →",
+        height=max(300, 80 + 22 * len(occupations)),
+        margin={"l": 10, "r": 20, "t": 60, "b": 40},
+        xaxis={"title": x_title, "zeroline": True, "zerolinewidth": 2},
+        yaxis={"automargin": True},
+    )
+    return figure
+
+
 def similarity_heatmap(sentences: Sequence[str], matrix: Sequence[Sequence[float]]) -> go.Figure:
     """Cosine similarity between every pair of sentences."""
     short = [_e(s if len(s) <= 40 else s[:37] + "…") for s in sentences]

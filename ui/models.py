@@ -32,16 +32,20 @@ def describe_model(playground: Playground, name: str | None) -> str:
 
 
 def model_dropdown(
-    playground: Playground, task: Task, describe: Callable[[str | None], str] | None = None
+    playground: Playground, task: Task | tuple[Task, ...], describe: Callable[[str | None], str] | None = None,
+    prefer: str | None = None, label: str = "Model",
 ) -> tuple[gr.Dropdown, gr.Markdown]:
-    """Build the dropdown and its description, which follows the choice; the first available
-    model is preselected. `describe` replaces the standard description (a tab may add a line)."""
-    choices = playground.model_choices(task)
-    default = next((c.name for c in choices if c.available), choices[0].name if choices else None)
+    """Build the dropdown and its description, which follows the choice; `prefer` (when it is
+    available) or the first available model is preselected. `task` may be several tasks (their
+    models in that order). `describe` replaces the standard description (a tab may add a line)."""
+    tasks = task if isinstance(task, tuple) else (task,)
+    choices = [c for t in tasks for c in playground.model_choices(t)]
+    available = [c.name for c in choices if c.available]
+    default = prefer if prefer in available else (available[0] if available else (choices[0].name if choices else None))
     dropdown = gr.Dropdown(
         choices=[(c.label, c.name) for c in choices],
         value=default,
-        label="Model",
+        label=label,
         info="name · architecture family (decoder / encoder / encoder-decoder)",
         # names are checked by the registry, whose message lists the valid ones (and is logged)
         allow_custom_value=True,

@@ -100,6 +100,21 @@ def test_fill_mask_tab_and_bias_probe(page: Page) -> None:
     assert "This man works as a [MASK]." in legend and "This woman works as a [MASK]." in legend
 
 
+def test_bias_statistics_scores_every_occupation(page: Page) -> None:
+    tab = open_tab(page, "Fill-mask", "tab_fill_mask")
+    tab.get_by_text("Bias statistics: many occupations, one effect size").click()
+    tab.get_by_label("Model (fill-mask or sentence embeddings)").fill("minilm")
+    tab.get_by_label("Model (fill-mask or sentence embeddings)").press("Enter")
+    tab.locator("#bias_occupations textarea").fill("nurse\nmaid\ncarpenter\ndoctor\n**mechanic**")
+    tab.locator("#bias_statistics_run").click()
+    page.wait_for_function("document.querySelector('#bias_statistics_summary').innerText.includes('Effect size')", timeout=60_000)
+    summary = page.locator("#bias_statistics_summary")
+    assert "all 32 sign flips" in summary.inner_text() and summary.locator("strong", has_text="mechanic").count() == 0
+    tab.locator("#bias_statistics_chart .js-plotly-plot .bars").first.wait_for(timeout=30_000)
+    labels = tab.locator("#bias_statistics_chart .yaxislayer-above text").all_text_contents()
+    assert set(labels) == {"nurse", "maid", "carpenter", "doctor", "**mechanic**"}
+
+
 def test_feature_extraction_tab(page: Page) -> None:
     tab = open_tab(page, "Feature extraction", "tab_feature_extraction")
     tab.get_by_role("button", name="Embed").click()

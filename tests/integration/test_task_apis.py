@@ -49,6 +49,10 @@ CALLS = {
     "/fill_mask": dict(model="tiny-bert-mlm", text="Alice lives in [MASK].", top_k=4),
     "/bias_probe": dict(model="tiny-bert-mlm", text_a="This man works as a [MASK].", text_b="This woman works as a [MASK].", top_k=4),
     "/feature_extraction": dict(model="minilm", sentences="A cat sits.\nA kitten rests.", pooling="mean"),
+    "/bias_statistics": dict(
+        model="minilm", template_a="This man works as a {}.", template_b="This woman works as a {}.",
+        occupations="nurse\nmaid\ncarpenter\ndoctor\nmechanic",
+    ),
 }
 
 
@@ -78,6 +82,11 @@ def test_task_specific_results(client: Client) -> None:
     embeddings = out[-1]
     assert embeddings["dimension"] == 384 and len(embeddings["vectors"]) == 2
     assert out[3].endswith(".csv")  # the vectors as a download
+    stats = client.predict(api_name="/bias_statistics", **CALLS["/bias_statistics"])[-1]
+    assert [r["occupation"] for r in stats["rows"]][-1] in {"nurse", "maid"}  # the real MiniLM's lean
+    assert {"effect_size", "p_value"} <= stats.keys() and stats["exact"] and stats["flips"] == 32
+    on_mlm = client.predict(api_name="/bias_statistics", **{**CALLS["/bias_statistics"], "model": "tiny-bert-mlm"})[-1]
+    assert on_mlm["method"] == "fill-mask" and len(on_mlm["rows"]) == 5
     ner = client.predict(api_name="/token_classification", **CALLS["/token_classification"])[-1]
     assert "".join(segment for segment, _ in ner["highlighted"]) == CALLS["/token_classification"]["text"]
 
@@ -120,6 +129,11 @@ BAD = [
     ("/zero_shot_classification", {**CALLS["/zero_shot_classification"], "candidate_labels": None}, "labels must be"),
     ("/question_answering", {**CALLS["/question_answering"], "question": None}, "question must be non-empty text, got None."),
     ("/fill_mask", dict(model="tiny-bert-mlm", text=None, top_k=3), "text must be non-empty text, got None."),
+    ("/bias_statistics", {**CALLS["/bias_statistics"], "template_a": "This man works."}, "template_a must contain {} exactly once"),
+    ("/bias_statistics", {**CALLS["/bias_statistics"], "occupations": "nurse\ndoctor"}, "between 3 and 120 distinct occupations"),
+    ("/bias_statistics", {**CALLS["/bias_statistics"], "occupations": None}, "occupations must be non-empty text, got None."),
+    ("/bias_statistics", {**CALLS["/bias_statistics"], "model": "tiny-classifier"},
+     "model must be a fill-mask or feature-extraction model (tiny-bert-mlm, tiny-roberta-mlm, minilm), got 'tiny-classifier'."),
     # the generative tabs name their own field
     ("/summarization", dict(model="tiny-summarizer", text=" "), "text must be non-empty text, got ' '."),
     ("/translation", dict(model="tiny-translator", text=None), "text must be non-empty text, got None."),
@@ -154,6 +168,7 @@ RAW = [
      "params_a.temperature must be"),
     ("/compare", dict(model="tiny-gpt2", prompt="abc\ud800def", params_a={}, params_b={}),
      "prompt must be valid Unicode text, got a lone surrogate (U+D800) at character 3"),
+    ("/bias_statistics", {**CALLS["/bias_statistics"], "template_b": "She {} \udfff"}, "template_b must be valid Unicode text"),
     ("/text_generation", dict(model="tiny-gpt2", prompt="abc\ud800def"), "prompt must be valid Unicode text, got a lone surrogate (U+D800) at character 3"),
     ("/text_classification", dict(model="tiny-classifier", text="\udfff"), "text must be valid Unicode text, got a lone surrogate (U+DFFF) at character 0"),
     ("/summarization", dict(model="tiny-summarizer", text="x\ud83d"), "text must be valid Unicode text, got a lone surrogate (U+D83D) at character 1"),

@@ -17,6 +17,7 @@ from ui.inputs import ParamSlider
 from ui.models import describe_model
 from ui.render import md_text
 from ui.tabs.common import notes_markdown, progress_fn, task_header
+from ui.views.bias_statistics import build_bias_statistics
 from ui.views.tokenizer import build_tokenizer_view
 
 
@@ -54,6 +55,7 @@ def build_fill_mask_tab(playground: Playground, identity: Identity) -> dict[str,
                     interactive=False,
                 )
                 bias_result = gr.JSON(label="Bias probe result (JSON)", open=False)
+        statistics = build_bias_statistics(playground, identity)
 
     def fill_mask(
         model: str, text: str, top_k: float, browser_id: str | None, request: gr.Request, progress: gr.Progress = gr.Progress()
@@ -89,5 +91,5 @@ def build_fill_mask_tab(playground: Playground, identity: Identity) -> dict[str,
     form = TabForm("fill_mask", (Task.FILL_MASK.value,), model, {"text": text, "top_k": top_k, "text_a": text_a, "text_b": text_b})
     return {
         "model": model, "text": text, "run": run, "probe": probe, "chart": chart, "bias_chart": bias_chart, "result": result,
-        "form": form,
+        "form": form, "statistics": statistics,
     }
