@@ -37,6 +37,7 @@ import contextlib
 import importlib
 import inspect
 import io
+import pkgutil
 import pydoc
 import re
 import sys
@@ -330,3 +331,39 @@ def docstring_pairs(names: Iterable[str] | None = None) -> Iterator[tuple[str, s
                 continue
             seen.add(pair[1])
             yield pair[1], pair[0]
+
+
+# Every other public stdlib module, for the scripts that want more docstrings than the corpus's.
+_DENY = frozenset({
+    "antigravity", "this", "idlelib", "tkinter", "turtle", "turtledemo", "test", "lib2to3",
+    "distutils", "encodings", "ensurepip", "pydoc_data", "curses", "msilib", "winreg",
+    "winsound", "msvcrt", "nt", "crypt", "nis", "spwd", "ossaudiodev", "audioop", "sndhdr",
+    "imghdr", "chunk", "cgi", "cgitb", "telnetlib", "asyncore", "asynchat", "smtpd", "imp",
+    "nntplib", "pipes", "uu", "xdrlib", "mailcap", "sunau", "aifc", "readline", "rlcompleter",
+    "sre_compile", "sre_parse", "sre_constants",
+})
+
+
+def extra_module_names() -> list[str]:
+    """Public stdlib modules (and their public submodules) that import quietly, minus the corpus's
+    held-out modules and anything in the deny list; sorted."""
+    held = set(heldout_names())
+    names: set[str] = set()
+    for top in sorted(sys.stdlib_module_names):
+        if top.startswith("_") or top in _DENY or top in held:
+            continue
+        try:
+            module = _import_quietly(top)
+        except Exception:  # platform-only or broken on this build
+            continue
+        names.add(top)
+        for info in pkgutil.walk_packages(getattr(module, "__path__", []), top + "."):
+            parts = info.name.split(".")
+            if any(p.startswith("_") or p in ("test", "tests", "idle_test") for p in parts):
+                continue
+            try:
+                _import_quietly(info.name)
+            except Exception:
+                continue
+            names.add(info.name)
+    return sorted(names)

@@ -1,12 +1,11 @@
 """Helpers shared by the scripts that build the embedded encoder and encoder-decoder models.
 
-Used by ``train_stdlib_bert``, ``train_stdlib_summarizer``, ``train_stdlib_classifier``,
+Used by ``train_stdlib_bert``, ``train_stdlib_classifier``,
 ``train_stdlib_ner`` and ``build_untrained``:
 
 * :func:`seed_everything` -- python/numpy/torch seeds, thread count, deterministic kernels;
 * :func:`train_wordpiece` -- the uncased BERT WordPiece tokenizer, trained on given texts;
 * :func:`dropout_kwargs` -- the config overrides that set an encoder's dropout (BERT or ModernBERT);
-* :func:`lr_at` / :func:`build_optimizer` -- warmup + cosine schedule, AdamW with a decay split;
 * :func:`paragraphs` / :func:`sentences` -- prose units cut out of a rendered corpus document;
 * :func:`write_outputs` -- ``training.json`` and ``README.md`` next to the weights;
 * :func:`finish_report` -- the bookkeeping fields every ``training.json`` carries.
@@ -17,7 +16,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-import math
 import random
 import re
 import sys
@@ -69,26 +67,6 @@ def dropout_kwargs(model_folder: str, p: float) -> dict:
     if config["model_type"] == "modernbert":
         return {"embedding_dropout": p, "mlp_dropout": p, "attention_dropout": p, "classifier_dropout": p}
     return {"hidden_dropout_prob": p, "attention_probs_dropout_prob": p}
-
-
-def lr_at(step: int, steps: int, warmup: int, lr: float, min_lr: float) -> float:
-    """Linear warmup to ``lr``, then cosine decay to ``min_lr`` at ``steps``."""
-    if step < warmup:
-        return lr * (step + 1) / warmup
-    progress = (step - warmup) / max(1, steps - warmup)
-    return min_lr + 0.5 * (lr - min_lr) * (1.0 + math.cos(math.pi * min(1.0, progress)))
-
-
-def build_optimizer(model, lr: float, weight_decay: float, betas: tuple[float, float]) -> torch.optim.AdamW:
-    """AdamW; weight decay on weight matrices only (not biases, LayerNorms or embeddings)."""
-    decay, no_decay = [], []
-    for name, p in model.named_parameters():
-        if not p.requires_grad:
-            continue
-        is_matrix = p.dim() >= 2 and "embed" not in name and "shared" not in name
-        (decay if is_matrix else no_decay).append(p)
-    groups = [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
-    return torch.optim.AdamW(groups, lr=lr, betas=betas)
 
 
 # ---------------------------------------------------------------------------

@@ -46,12 +46,10 @@ from pathlib import Path
 
 import torch
 
-from training import corpus
+from training import corpus, loop
 from training.embedded_common import (
-    build_optimizer,
     command_line,
     finish_report,
-    lr_at,
     parse_config,
     STDLIB_DOCS,
     licence_section,
@@ -346,41 +344,33 @@ def train(cfg: MLMConfig, command: str) -> dict:
     params = sum(p.numel() for p in model.parameters())
     print(f"model: {params:,} parameters", flush=True)
 
-    # Step 4: masked language modelling.
-    optimizer = build_optimizer(model, cfg.lr, cfg.weight_decay, cfg.betas)
+    # Step 4: masked language modelling (training/loop.py).
     gen = torch.Generator().manual_seed(cfg.seed)
     long_from = int(cfg.steps * (1.0 - cfg.long_fraction))
-    t_train = time.time()
-    step, loss_ema, stopped_early, tokens_seen = 0, None, False, 0
-    for step in range(cfg.steps):
-        if cfg.minutes and time.time() - t_train > cfg.minutes * 60:
-            stopped_early = True
-            print(f"stopping early at step {step}: --minutes {cfg.minutes} reached", flush=True)
-            break
-        lr = lr_at(step, cfg.steps, cfg.warmup_steps, cfg.lr, cfg.min_lr)
-        for group in optimizer.param_groups:
-            group["lr"] = lr
+    seen = {"tokens": 0}
+
+    def batch_at(step: int) -> tuple[torch.Tensor, torch.Tensor]:
         size, count = (cfg.block_size, cfg.batch_size) if step < long_from else (cfg.max_position, cfg.batch_size // 2)
         windows = random_windows(train_stream, size, count, tokenizer.cls_token_id, tokenizer.sep_token_id, gen)
-        inputs, labels = mask_tokens(windows, tokenizer, cfg.mask_prob, gen)
-        model.train()
-        loss = masked_lm_loss(model, inputs, labels)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-        optimizer.step()
-        tokens_seen += windows.numel()
-        loss_ema = loss.item() if loss_ema is None else 0.9 * loss_ema + 0.1 * loss.item()
-        if step % cfg.log_every == 0 or step == cfg.steps - 1:
-            elapsed = time.time() - t_train
-            print(f"step {step:5d}  loss {loss_ema:.3f}  lr {lr:.2e}  {elapsed:6.0f}s  "
-                  f"{tokens_seen / elapsed:,.0f} tok/s", flush=True)
-        if cfg.eval_every and step and step % cfg.eval_every == 0:
+        seen["tokens"] += windows.numel()
+        return mask_tokens(windows, tokenizer, cfg.mask_prob, gen)
+
+    def on_step(info: loop.StepInfo) -> None:
+        if info.step % cfg.log_every == 0 or info.step == cfg.steps - 1:
+            print(f"step {info.step:5d}  loss {info.loss_ema:.3f}  lr {info.lr:.2e}  {info.seconds:6.0f}s  "
+                  f"{seen['tokens'] / info.seconds:,.0f} tok/s", flush=True)
+        if cfg.eval_every and info.step and info.step % cfg.eval_every == 0:
             acc = masked_accuracy(model, eval_inputs[:64], eval_labels[:64])
-            print(f"step {step:5d}  held-out top-1 {acc['top1']:.3f} (first 64 windows)", flush=True)
-    else:
-        step = cfg.steps
-    train_seconds = time.time() - t_train
+            print(f"step {info.step:5d}  held-out top-1 {acc['top1']:.3f} (first 64 windows)", flush=True)
+
+    result = loop.run(
+        model, batch_at, lambda m, batch: masked_lm_loss(m, *batch),
+        loop.Schedule(steps=cfg.steps, lr=cfg.lr, warmup=cfg.warmup_steps, min_lr=cfg.min_lr, weight_decay=cfg.weight_decay,
+                      betas=cfg.betas, grad_clip=cfg.grad_clip, minutes=cfg.minutes, log_every=0),
+        on_step=on_step,
+    )
+    step, loss_ema, stopped_early, train_seconds = result.steps, result.final_train_loss, result.stopped_early, result.seconds
+    tokens_seen = seen["tokens"]
 
     # Step 5: held-out masked-token accuracy against the unigram baseline.
     acc = masked_accuracy(model, eval_inputs, eval_labels)

@@ -40,13 +40,11 @@ from pathlib import Path
 
 import torch
 
-from training import corpus
+from training import corpus, loop
 from training.embedded_common import (
-    build_optimizer,
     command_line,
     dropout_kwargs,
     finish_report,
-    lr_at,
     paragraphs,
     parse_config,
     STDLIB_DOCS,
@@ -302,35 +300,30 @@ def train(cfg: ClassifierConfig, command: str) -> dict:
     counts = torch.bincount(labels, minlength=len(LABELS)).float()
     weights = (counts.sum() / (len(LABELS) * counts)) if cfg.class_weighted else torch.ones(len(LABELS))
     loss_fn = torch.nn.CrossEntropyLoss(weight=weights)
-    optimizer = build_optimizer(model, cfg.lr, cfg.weight_decay, cfg.betas)
     gen = torch.Generator().manual_seed(cfg.seed)
     order: list[int] = []
-    t_train = time.time()
-    step, loss_ema, stopped_early = 0, None, False
-    for step in range(cfg.steps):
-        if cfg.minutes and time.time() - t_train > cfg.minutes * 60:
-            stopped_early = True
-            print(f"stopping early at step {step}: --minutes {cfg.minutes} reached", flush=True)
-            break
+
+    def batch_at(step: int) -> list[int]:
+        nonlocal order
         if len(order) < cfg.batch_size:
             order += torch.randperm(len(texts), generator=gen).tolist()
         idx, order = order[: cfg.batch_size], order[cfg.batch_size :]
-        lr = lr_at(step, cfg.steps, cfg.warmup_steps, cfg.lr, cfg.min_lr)
-        for group in optimizer.param_groups:
-            group["lr"] = lr
-        model.train()
-        logits = model(**encode(tokenizer, [texts[i] for i in idx], cfg.max_length)).logits
-        loss = loss_fn(logits, labels[idx])
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-        optimizer.step()
-        loss_ema = loss.item() if loss_ema is None else 0.9 * loss_ema + 0.1 * loss.item()
-        if step % cfg.log_every == 0 or step == cfg.steps - 1:
-            print(f"step {step:5d}  loss {loss_ema:.3f}  lr {lr:.2e}  {time.time() - t_train:6.0f}s", flush=True)
-    else:
-        step = cfg.steps
-    train_seconds = time.time() - t_train
+        return idx
+
+    def loss_of(m, idx: list[int]) -> torch.Tensor:
+        return loss_fn(m(**encode(tokenizer, [texts[i] for i in idx], cfg.max_length)).logits, labels[idx])
+
+    def on_step(info: loop.StepInfo) -> None:
+        if info.step % cfg.log_every == 0 or info.step == cfg.steps - 1:
+            print(f"step {info.step:5d}  loss {info.loss_ema:.3f}  lr {info.lr:.2e}  {info.seconds:6.0f}s", flush=True)
+
+    result = loop.run(
+        model, batch_at, loss_of,
+        loop.Schedule(steps=cfg.steps, lr=cfg.lr, warmup=cfg.warmup_steps, min_lr=cfg.min_lr, weight_decay=cfg.weight_decay,
+                      betas=cfg.betas, grad_clip=cfg.grad_clip, minutes=cfg.minutes, log_every=0),
+        on_step=on_step,
+    )
+    step, stopped_early, train_seconds = result.steps, result.stopped_early, result.seconds
 
     # Step 5: held-out accuracy vs the majority class.
     held_texts = [t for t, _, _ in held_rows]

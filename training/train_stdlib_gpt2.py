@@ -35,7 +35,7 @@ from pathlib import Path
 
 import torch
 
-from training import corpus
+from training import corpus, loop
 from training.embedded_common import (
     command_line,
     finish_report,
@@ -194,27 +194,6 @@ def build_model(tokenizer, cfg: TrainConfig):
     return GPT2LMHeadModel(config)
 
 
-def build_optimizer(model, cfg: TrainConfig) -> torch.optim.AdamW:
-    """AdamW with weight decay on 2-D weight matrices only (nanoGPT's split)."""
-    params = [p for p in model.parameters() if p.requires_grad]
-    decay = [p for n, p in model.named_parameters() if p.dim() >= 2 and "wte" not in n and "wpe" not in n]
-    decay_ids = {id(p) for p in decay}
-    no_decay = [p for p in params if id(p) not in decay_ids]
-    groups = [
-        {"params": decay, "weight_decay": cfg.weight_decay},
-        {"params": no_decay, "weight_decay": 0.0},
-    ]
-    return torch.optim.AdamW(groups, lr=cfg.lr, betas=cfg.betas)
-
-
-def lr_at(step: int, cfg: TrainConfig) -> float:
-    """Linear warmup to cfg.lr, then cosine decay to cfg.min_lr at cfg.steps."""
-    if step < cfg.warmup_steps:
-        return cfg.lr * (step + 1) / cfg.warmup_steps
-    progress = (step - cfg.warmup_steps) / max(1, cfg.steps - cfg.warmup_steps)
-    return cfg.min_lr + 0.5 * (cfg.lr - cfg.min_lr) * (1.0 + math.cos(math.pi * min(1.0, progress)))
-
-
 def random_batch(ids: torch.Tensor, cfg: TrainConfig, gen: torch.Generator) -> torch.Tensor:
     """cfg.batch_size random windows of cfg.block_size tokens (inputs = labels; the model shifts)."""
     starts = torch.randint(0, len(ids) - cfg.block_size, (cfg.batch_size,), generator=gen)
@@ -304,35 +283,26 @@ def train(cfg: TrainConfig, command: str) -> dict:
     params = sum(p.numel() for p in model.parameters())
     print(f"model: {params:,} parameters", flush=True)
 
-    # Step 4: the training loop.
-    optimizer = build_optimizer(model, cfg)
+    # Step 4: the training loop (training/loop.py).
+    # nanoGPT's split: weight decay on 2-D matrices, not on the token and position embeddings
+    optimizer = loop.build_optimizer(model, cfg.lr, cfg.weight_decay, cfg.betas, embedding_names=("wte", "wpe"))
     gen = torch.Generator().manual_seed(cfg.seed)
-    t_train = time.time()
-    step, loss_ema, stopped_early = 0, None, False
-    for step in range(cfg.steps):
-        if cfg.minutes and time.time() - t_train > cfg.minutes * 60:
-            stopped_early = True
-            print(f"stopping early at step {step}: --minutes {cfg.minutes} reached", flush=True)
-            break
-        for group in optimizer.param_groups:
-            group["lr"] = lr_at(step, cfg)
-        model.train()
-        batch = random_batch(train_ids, cfg, gen)
-        loss = model(input_ids=batch, labels=batch).loss
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-        optimizer.step()
-        loss_ema = loss.item() if loss_ema is None else 0.9 * loss_ema + 0.1 * loss.item()
-        if step % cfg.log_every == 0 or step == cfg.steps - 1:
-            elapsed = time.time() - t_train
-            tok_s = (step + 1) * cfg.batch_size * cfg.block_size / elapsed
-            print(f"step {step:5d}  loss {loss_ema:.3f}  lr {lr_at(step, cfg):.2e}  {elapsed:6.0f}s  {tok_s:,.0f} tok/s", flush=True)
-        if cfg.eval_every and step and step % cfg.eval_every == 0:
-            print(f"step {step:5d}  held-out ppl {model_perplexity(model, heldout_ids, cfg.n_positions):.2f}", flush=True)
-    else:
-        step = cfg.steps  # completed all steps
-    train_seconds = time.time() - t_train
+    tokens_per_step = cfg.batch_size * cfg.block_size
+
+    def on_step(info: loop.StepInfo) -> None:
+        if info.step % cfg.log_every == 0 or info.step == cfg.steps - 1:
+            tok_s = (info.step + 1) * tokens_per_step / info.seconds
+            print(f"step {info.step:5d}  loss {info.loss_ema:.3f}  lr {info.lr:.2e}  {info.seconds:6.0f}s  {tok_s:,.0f} tok/s", flush=True)
+        if cfg.eval_every and info.step and info.step % cfg.eval_every == 0:
+            print(f"step {info.step:5d}  held-out ppl {model_perplexity(model, heldout_ids, cfg.n_positions):.2f}", flush=True)
+
+    result = loop.run(
+        model, lambda step: random_batch(train_ids, cfg, gen), lambda m, batch: m(input_ids=batch, labels=batch).loss,
+        loop.Schedule(steps=cfg.steps, lr=cfg.lr, warmup=cfg.warmup_steps, min_lr=cfg.min_lr, grad_clip=cfg.grad_clip,
+                      minutes=cfg.minutes, log_every=0),
+        optimizer=optimizer, on_step=on_step,
+    )
+    step, loss_ema, stopped_early, train_seconds = result.steps, result.final_train_loss, result.stopped_early, result.seconds
 
     # Step 5: held-out perplexity against the unigram baseline on the same tokens.
     heldout_ppl = model_perplexity(model, heldout_ids, cfg.n_positions)

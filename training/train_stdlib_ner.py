@@ -47,13 +47,11 @@ from pathlib import Path
 
 import torch
 
-from training import corpus
+from training import corpus, loop
 from training.embedded_common import (
-    build_optimizer,
     command_line,
     dropout_kwargs,
     finish_report,
-    lr_at,
     parse_config,
     STDLIB_DOCS,
     licence_section,
@@ -391,37 +389,28 @@ def train(cfg: NERConfig, command: str) -> dict:
     params = sum(p.numel() for p in model.parameters())
 
     # Step 4: fine-tuning.
-    optimizer = build_optimizer(model, cfg.lr, cfg.weight_decay, cfg.betas)
     gen = torch.Generator().manual_seed(cfg.seed)
     order: list[int] = []
-    t_train = time.time()
-    step, loss_ema, stopped_early = 0, None, False
-    for step in range(cfg.steps):
-        if cfg.minutes and time.time() - t_train > cfg.minutes * 60:
-            stopped_early = True
-            print(f"stopping early at step {step}: --minutes {cfg.minutes} reached", flush=True)
-            break
+
+    def batch_at(step: int):
+        nonlocal order
         if len(order) < cfg.batch_size:
             order += torch.randperm(len(train_data), generator=gen).tolist()
         idx, order = order[: cfg.batch_size], order[cfg.batch_size :]
-        lr = lr_at(step, cfg.steps, cfg.warmup_steps, cfg.lr, cfg.min_lr)
-        for group in optimizer.param_groups:
-            group["lr"] = lr
-        words = [train_data[i][0] for i in idx]
-        enc, firsts = encode_words(tokenizer, words, cfg.max_length)
-        labels = label_tensor([train_data[i][1] for i in idx], firsts, enc["input_ids"].shape[1])
-        model.train()
-        loss = model(**enc, labels=labels).loss
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-        optimizer.step()
-        loss_ema = loss.item() if loss_ema is None else 0.9 * loss_ema + 0.1 * loss.item()
-        if step % cfg.log_every == 0 or step == cfg.steps - 1:
-            print(f"step {step:5d}  loss {loss_ema:.4f}  lr {lr:.2e}  {time.time() - t_train:6.0f}s", flush=True)
-    else:
-        step = cfg.steps
-    train_seconds = time.time() - t_train
+        enc, firsts = encode_words(tokenizer, [train_data[i][0] for i in idx], cfg.max_length)
+        return enc, label_tensor([train_data[i][1] for i in idx], firsts, enc["input_ids"].shape[1])
+
+    def on_step(info: loop.StepInfo) -> None:
+        if info.step % cfg.log_every == 0 or info.step == cfg.steps - 1:
+            print(f"step {info.step:5d}  loss {info.loss_ema:.4f}  lr {info.lr:.2e}  {info.seconds:6.0f}s", flush=True)
+
+    result = loop.run(
+        model, batch_at, lambda m, batch: m(**batch[0], labels=batch[1]).loss,
+        loop.Schedule(steps=cfg.steps, lr=cfg.lr, warmup=cfg.warmup_steps, min_lr=cfg.min_lr, weight_decay=cfg.weight_decay,
+                      betas=cfg.betas, grad_clip=cfg.grad_clip, minutes=cfg.minutes, log_every=0),
+        on_step=on_step,
+    )
+    step, stopped_early, train_seconds = result.steps, result.stopped_early, result.seconds
 
     # Step 5: entity F1 vs the dictionary baseline.
     held_words = [w for w, _ in heldout]

@@ -44,6 +44,7 @@ LENS_PARTS: dict[str, Callable[[torch.nn.Module], tuple[Head, Head]]] = {
     "llama": _decoder_only(lambda m: m.model.norm),
     "bart": _bart_like,
     "marian": _bart_like,
+    "mbart": _bart_like,
     "t5": _t5,
 }
 

@@ -23,7 +23,7 @@ def browser():
     from playwright.sync_api import sync_playwright
 
     if not CHROMIUM.exists():
-        pytest.fail("chromium is missing: run tests/ensure_chromium.sh (the README's test command does)")
+        pytest.fail("chromium is missing: run tests/ensure_system.sh (the README's test command does)")
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
         yield browser

@@ -47,10 +47,17 @@ def build_question_answering_tab(playground: Playground, identity: Identity) -> 
                         value=False, label="handle_impossible_answer", info="'no answer' ([CLS]) may win"
                     )
                 run = gr.Button("Answer", variant="primary")
-                gr.Examples(
-                    [["What does the function return?",
-                      "The sorted() function returns a new sorted list from the items in iterable. "
-                      "It has two optional keyword arguments."]],
+                gr.Examples(  # the embedded QA model learned from docstrings and package descriptions
+                    [
+                        ["What does sorted return?",
+                         "sorted: Return a new list containing all items from the iterable in ascending order. "
+                         "A custom key function can be supplied to customize the sort order.\n"
+                         "reversed: Return a reverse iterator over the values of the given sequence."],
+                        ["What does the curl package provide?",
+                         "curl: command line tool for transferring data with URL syntax. This package provides a "
+                         "command line tool for getting or sending files using URL syntax. curl supports FTP, "
+                         "HTTP, HTTPS, SCP, SFTP and many other protocols."],
+                    ],
                     inputs=[question, context],
                 )
             with gr.Column(scale=3):

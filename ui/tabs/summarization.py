@@ -14,14 +14,16 @@ SUMMARIZATION = GenerativeTask(
     api_name="summarization",
     input_name="text",
     input_label="Text to summarize",
-    examples=(
+    examples=(  # the embedded summarizer writes a Debian package's one-line synopsis
+        "GNU Wget is a free software package for retrieving files using HTTP, HTTPS and FTP, the most widely "
+        "used Internet protocols. It is a non-interactive commandline tool, so it may easily be called from "
+        "scripts, cron jobs, terminals without X-Windows support, etc.",
+        "This package contains the header files and static libraries needed to compile applications that use "
+        "libpng, the official PNG reference library. PNG is an extensible file format for the lossless, "
+        "portable, well-compressed storage of raster images.",
         "Return a new sorted list from the items in iterable. Has two optional arguments which must be "
         "specified as keyword arguments. key specifies a function of one argument that is used to extract "
-        "a comparison key from each element. reverse is a boolean value; if set to True, the list elements "
-        "are sorted as if each comparison were reversed.",
-        "Open file and return a corresponding file object. If the file cannot be opened, an OSError is "
-        "raised. file is a path-like object giving the pathname of the file to be opened; mode is an "
-        "optional string that specifies the mode in which the file is opened.",
+        "a comparison key from each element.",
     ),
 )
 

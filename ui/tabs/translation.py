@@ -26,10 +26,11 @@ TRANSLATION = GenerativeTask(
     api_name="translation",
     input_name="text",
     input_label="Text to translate",
-    examples=(
+    examples=(  # the embedded translator knows software messages and package descriptions
+        "Impossible d'ouvrir le fichier de configuration.",
+        "Ce paquet contient les fichiers de développement de la bibliothèque.",
+        "Voulez-vous vraiment supprimer ce dossier ?",
         "Le chat dort sur le canapé.",
-        "Les modèles de langage prédisent le mot suivant.",
-        "Où se trouve la gare, s'il vous plaît ?",
     ),
     extra_info=language_pair,
 )

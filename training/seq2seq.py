@@ -1,0 +1,116 @@
+"""What the translator and the summarizer scripts share: a SentencePiece-style tokenizer, batches
+of (source, target) pairs, the teacher-forced loss, and batched decoding for evaluation.
+
+Both models are encoder-decoders that decode from a start token to ``</s>``; the loss is the
+cross-entropy of the labels shifted behind that start token, as transformers' own BART and
+Marian losses compute it, with label smoothing.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Iterator, Sequence
+
+import torch
+
+SPECIALS = ("</s>", "<unk>", "<pad>")  # ids 0, 1, 2 as in Helsinki-NLP's opus-mt tokenizers
+
+
+def train_tokenizer(texts: Sequence[str], vocab_size: int, max_length: int, specials: Sequence[str] = SPECIALS,
+                    bos: str | None = None):
+    """A SentencePiece-style BPE (NFKC, Metaspace "▁"), cased, as a plain fast tokenizer that adds
+    ``</s>`` (and ``bos`` before, when given) to every text."""
+    from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    tok = Tokenizer(models.BPE(unk_token="<unk>"))
+    tok.normalizer = normalizers.NFKC()
+    tok.pre_tokenizer = pre_tokenizers.Metaspace(replacement="▁", prepend_scheme="always")
+    tok.decoder = decoders.Metaspace(replacement="▁", prepend_scheme="always")
+    trainer = trainers.BpeTrainer(vocab_size=vocab_size, min_frequency=2, special_tokens=list(specials),
+                                  show_progress=False)
+    tok.train_from_iterator(texts, trainer=trainer)
+    eos = tok.token_to_id("</s>")
+    if bos:
+        template = processors.TemplateProcessing(
+            single=f"{bos} $A </s>", pair=f"{bos} $A $B </s>", special_tokens=[(bos, tok.token_to_id(bos)), ("</s>", eos)]
+        )
+    else:
+        template = processors.TemplateProcessing(single="$A </s>", pair="$A $B </s>", special_tokens=[("</s>", eos)])
+    tok.post_processor = template
+    extra = {"bos_token": bos} if bos else {}
+    specials_kw = {"mask_token": "<mask>"} if "<mask>" in specials else {}
+    return PreTrainedTokenizerFast(tokenizer_object=tok, eos_token="</s>", unk_token="<unk>", pad_token="<pad>",
+                                   model_max_length=max_length, **extra, **specials_kw)
+
+
+def encode(tokenizer, texts: Sequence[str], max_length: int) -> list[list[int]]:
+    return [e.ids[:max_length - 1] + ([e.ids[-1]] if len(e.ids) >= max_length else [])
+            for e in tokenizer.backend_tokenizer.encode_batch(list(texts))]
+
+
+def _pad(rows: list[list[int]], value: int) -> torch.Tensor:
+    width = max(map(len, rows))
+    return torch.tensor([r + [value] * (width - len(r)) for r in rows])
+
+
+def batches(sources: list[list[int]], targets: list[list[int]], tokens_per_batch: int, pad_id: int,
+            seed: int) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
+    """Endless length-bucketed batches of about ``tokens_per_batch`` source+target tokens:
+    (input_ids, attention_mask, labels with -100 on padding). Seeded: the same order every run."""
+    rng = random.Random(seed)
+    order = sorted(range(len(sources)), key=lambda i: (len(sources[i]), len(targets[i])))
+    chunks: list[list[int]] = []
+    current: list[int] = []
+    width = 0
+    for i in order:
+        width = max(width, len(sources[i]) + len(targets[i]))
+        if current and width * (len(current) + 1) > tokens_per_batch:
+            chunks.append(current)
+            current, width = [], len(sources[i]) + len(targets[i])
+        current.append(i)
+    if current:
+        chunks.append(current)
+    while True:
+        rng.shuffle(chunks)
+        for chunk in chunks:
+            src = _pad([sources[i] for i in chunk], pad_id)
+            labels = _pad([targets[i] for i in chunk], -100)
+            yield src, (src != pad_id).long(), labels
+
+
+def loss_function(label_smoothing: float, decoder_start_token_id: int, pad_id: int):
+    """The teacher-forced loss: decoder inputs = labels shifted right behind the start token."""
+    loss_fn = torch.nn.CrossEntropyLoss(ignore_index=-100, label_smoothing=label_smoothing)
+
+    def loss_of(model, batch) -> torch.Tensor:
+        input_ids, attention_mask, labels = batch
+        decoder_input_ids = labels.new_full(labels.shape, pad_id)
+        decoder_input_ids[:, 1:] = labels[:, :-1].masked_fill(labels[:, :-1] == -100, pad_id)
+        decoder_input_ids[:, 0] = decoder_start_token_id
+        logits = model(input_ids=input_ids, attention_mask=attention_mask, decoder_input_ids=decoder_input_ids).logits
+        return loss_fn(logits.reshape(-1, logits.size(-1)), labels.reshape(-1))
+
+    return loss_of
+
+
+@torch.no_grad()
+def generate_all(model, tokenizer, sources: Sequence[str], max_source: int, batch: int = 32, **generate_kwargs) -> list[str]:
+    """Decode ``sources`` with the model's saved generation config (greedy unless overridden),
+    longest first so that batches pad little; returned in the input order."""
+    model.eval()
+    order = sorted(range(len(sources)), key=lambda i: -len(sources[i]))
+    outputs: dict[int, str] = {}
+    for start in range(0, len(order), batch):
+        idx = order[start:start + batch]
+        enc = tokenizer([sources[i] for i in idx], truncation=True, max_length=max_source, padding=True,
+                        return_tensors="pt")
+        ids = model.generate(**enc, **generate_kwargs)
+        for i, text in zip(idx, tokenizer.batch_decode(ids, skip_special_tokens=True)):
+            outputs[i] = text.strip()
+    return [outputs[i] for i in range(len(sources))]
+
+
+def to_half(model) -> None:
+    """fp16 weights for the committed folder (checked by the scripts: quality is measured again on them)."""
+    model.half()
