@@ -10,6 +10,7 @@ keyed by run_id). The caller opens the session and keeps it short:
 from __future__ import annotations
 
 import enum
+import json
 import math
 import time
 from collections.abc import Sequence
@@ -23,6 +24,7 @@ from sqlalchemy import text as sql_text
 from sqlalchemy.engine import Engine
 from sqlalchemy.engine.url import make_url
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, relationship, sessionmaker
+from sqlalchemy.types import TypeDecorator
 
 from backend.capture import TokenStep
 
@@ -39,6 +41,35 @@ def _utcnow() -> datetime:
     return datetime.now(timezone.utc)
 
 
+class LogText(TypeDecorator):
+    """Text as a person or a model wrote it. PostgreSQL refuses the NUL character in text: there
+    it is stored as "␀" (the visible symbol for NUL); SQLite keeps it."""
+
+    impl = Text
+    cache_ok = True
+
+    def process_bind_param(self, value: Any, dialect: Any) -> Any:
+        if isinstance(value, str) and dialect.name == "postgresql" and "\x00" in value:
+            return value.replace("\x00", "\u2400")
+        return value
+
+
+class LogString(TypeDecorator):
+    """A short string column; what does not fit is cut (PostgreSQL enforces the length, SQLite
+    does not: a 300-character model name typed into the API must not fail the logging of its
+    error), and NUL is stored as on LogText."""
+
+    impl = String
+    cache_ok = True
+
+    def process_bind_param(self, value: Any, dialect: Any) -> Any:
+        if isinstance(value, str):
+            value = value[: self.impl.length]
+            if dialect.name == "postgresql" and "\x00" in value:
+                value = value.replace("\x00", "\u2400")
+        return value
+
+
 class Base(DeclarativeBase):
     pass
 
@@ -50,16 +81,16 @@ class Run(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_utcnow, index=True)
     # who made the run: "browser:<random id kept in the browser>" or "session:<API client session>"
     # (backend.history decides who may read it); None for runs logged before owners were recorded
-    owner: Mapped[str | None] = mapped_column(String(80), index=True)
-    task: Mapped[str] = mapped_column(String(64), index=True)
-    model: Mapped[str] = mapped_column(String(200))
-    status: Mapped[str] = mapped_column(String(16), index=True)
+    owner: Mapped[str | None] = mapped_column(LogString(80), index=True)
+    task: Mapped[str] = mapped_column(LogString(64), index=True)
+    model: Mapped[str] = mapped_column(LogString(200))
+    status: Mapped[str] = mapped_column(LogString(16), index=True)
     input: Mapped[dict[str, Any]] = mapped_column(JSON)  # what the person typed, by field name
     params: Mapped[dict[str, Any]] = mapped_column(JSON)  # decoding or task parameters
     seed: Mapped[int | None] = mapped_column(BigInteger)
-    output: Mapped[str | None] = mapped_column(Text)
-    error: Mapped[str | None] = mapped_column(Text)
-    finish_reason: Mapped[str | None] = mapped_column(String(32))
+    output: Mapped[str | None] = mapped_column(LogText)
+    error: Mapped[str | None] = mapped_column(LogText)
+    finish_reason: Mapped[str | None] = mapped_column(LogString(32))
     result: Mapped[dict[str, Any] | None] = mapped_column(JSON)  # task-specific extras (beams, labels)
     # metrics
     prompt_tokens: Mapped[int | None] = mapped_column(Integer)
@@ -69,7 +100,7 @@ class Run(Base):
     tokens_per_s: Mapped[float | None] = mapped_column(Float)
     total_s: Mapped[float | None] = mapped_column(Float)
     peak_memory_bytes: Mapped[int | None] = mapped_column(BigInteger)
-    memory_kind: Mapped[str | None] = mapped_column(String(32))
+    memory_kind: Mapped[str | None] = mapped_column(LogString(32))
 
     steps: Mapped[list[TokenStepRow]] = relationship(
         back_populates="run", cascade="all, delete-orphan", order_by="TokenStepRow.position"
@@ -87,7 +118,7 @@ class TokenStepRow(Base):
     run_id: Mapped[int] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"), index=True)
     position: Mapped[int] = mapped_column(Integer)
     token_id: Mapped[int] = mapped_column(Integer)
-    text: Mapped[str] = mapped_column(Text)
+    text: Mapped[str] = mapped_column(LogText)
     prob: Mapped[float] = mapped_column(Float)  # under the distribution sampled from
     raw_prob: Mapped[float] = mapped_column(Float)  # under softmax(raw logits)
     entropy: Mapped[float] = mapped_column(Float)  # bits, sampled distribution
@@ -284,31 +315,46 @@ class RunLog:
         parsed = make_url(url)
         if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:"):
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
-        self.engine: Engine = create_engine(url)
-        if parsed.get_backend_name() == "sqlite":
+        backend = parsed.get_backend_name()
+        if backend == "postgresql":
+            # several app processes share one server (README "Scaling out"): a connection pool each
+            self.engine: Engine = create_engine(url, json_serializer=_json_dumps, pool_pre_ping=True)
+        else:
+            self.engine = create_engine(url, json_serializer=_json_dumps)
+        if backend == "sqlite":
             event.listen(self.engine, "connect", _sqlite_pragmas)
-        Base.metadata.create_all(self.engine)
-        _add_missing_columns(self.engine)
+        with self.engine.begin() as connection:
+            if backend == "postgresql":  # two processes starting at once: one creates, the other waits
+                connection.execute(sql_text("SELECT pg_advisory_xact_lock(7860)"))
+            Base.metadata.create_all(connection)
+            _add_missing_columns(connection)
         self.session = sessionmaker(self.engine, expire_on_commit=False)
 
     def dispose(self) -> None:
         self.engine.dispose()
 
 
-def _add_missing_columns(engine: Engine) -> None:
+def _add_missing_columns(connection: Any) -> None:
     """A run log written by an older version lacks the columns added since (create_all only
     creates missing tables): add them, empty. Columns are only ever added, never changed."""
-    existing = inspect(engine)
-    with engine.begin() as connection:
-        for table in Base.metadata.sorted_tables:
-            present = {column["name"] for column in existing.get_columns(table.name)}
-            added = {column.name for column in table.columns if column.name not in present}
-            for name in sorted(added):
-                kind = table.columns[name].type.compile(dialect=engine.dialect)
-                connection.execute(sql_text(f'ALTER TABLE {table.name} ADD COLUMN "{name}" {kind}'))
-            for index in table.indexes:
-                if added & {column.name for column in index.columns}:
-                    index.create(connection)
+    existing = inspect(connection)
+    for table in Base.metadata.sorted_tables:
+        present = {column["name"] for column in existing.get_columns(table.name)}
+        added = {column.name for column in table.columns if column.name not in present}
+        for name in sorted(added):
+            kind = table.columns[name].type.compile(dialect=connection.dialect)
+            connection.execute(sql_text(f'ALTER TABLE {table.name} ADD COLUMN "{name}" {kind}'))
+        for index in table.indexes:
+            if added & {column.name for column in index.columns}:
+                index.create(connection)
+
+
+def _json_dumps(value: Any) -> str:
+    """JSON for every database: NaN and infinities become text (PostgreSQL's JSON refuses them)."""
+    try:
+        return json.dumps(value, allow_nan=False)
+    except ValueError:
+        return json.dumps(_json_safe(value))
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:

@@ -16,6 +16,7 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 from backend.playground import Playground  # noqa: E402
 from backend.settings import Settings  # noqa: E402
 from tests.offline import offline_settings
+from tests.postgres import PostgresServer, postgres_server
 from tests.tiny_models import build_tiny_gpt2  # noqa: E402
 
 
@@ -80,6 +81,21 @@ models:
         encoding="utf-8",
     )
     return path
+
+
+@pytest.fixture(scope="session")
+def postgres() -> PostgresServer:
+    """A throwaway PostgreSQL 15 server for this test session (tests/postgres.py)."""
+    with postgres_server() as server:
+        yield server
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """The run log's URL, once on SQLite in the test's folder and once on a fresh PostgreSQL database."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'runs.sqlite'}"
+    return request.getfixturevalue("postgres").new_database()
 
 
 @pytest.fixture()

@@ -2,6 +2,7 @@
 # What the tests need from Debian, installed when it is missing:
 # - chromium, which the browser tests drive with Playwright (never `playwright install`, which
 #   downloads a browser and fails offline);
+# - PostgreSQL 15's server, which the run-log tests start in a temporary folder (tests/postgres.py);
 # - Debian's English and French package descriptions in apt's lists (Translation-en, -fr), the
 #   data of the translator's, summarizer's and QA model's training scripts (training/machine_text.py).
 # apt is configured with Acquire::Languages "none", and a plain `apt-get update` would drop the
@@ -18,6 +19,10 @@ fi
 if [ ! -x /usr/bin/chromium ]; then
   update
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get -o Acquire::Languages=en,fr install -y -qq chromium >/dev/null
+fi
+if [ ! -x /usr/lib/postgresql/15/bin/initdb ]; then
+  update
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get -o Acquire::Languages=en,fr install -y -qq postgresql-15 >/dev/null
 fi
 /usr/bin/chromium --version
 ls $lists/*_Translation-fr* >/dev/null

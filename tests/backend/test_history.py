@@ -6,7 +6,7 @@ import threading
 from pathlib import Path
 
 import pytest
-from sqlalchemy import text
+from sqlalchemy import inspect, text
 
 from backend.errors import ParameterError, RunAccessError
 from backend.history import NOBODY, owned_run, owner_of
@@ -29,8 +29,20 @@ def log(runlog: RunLog, owner: str | None) -> int:
         return add_run(session, RunRecord(task="fill-mask", model="m", status=RunStatus.OK, input={"text": "secret"}, params={}, owner=owner))
 
 
-def test_only_the_owner_reads_a_run_unless_history_is_shared(tmp_path: Path) -> None:
-    runlog = RunLog(f"sqlite:///{tmp_path / 'runs.sqlite'}")
+@pytest.fixture()
+def playground(tmp_path: Path, tiny_gpt2_dir: Path, corrupt_model_dir: Path, db_url: str) -> Playground:
+    """The history tests run on SQLite and on PostgreSQL."""
+    from tests.conftest import write_models_yaml
+    from tests.offline import offline_settings
+
+    pg = Playground(offline_settings(tmp_path, write_models_yaml(tmp_path / "models.yaml", tiny_gpt2_dir, corrupt_model_dir),
+                                     PLAYGROUND_DB_URL=db_url))
+    yield pg
+    pg.close()
+
+
+def test_only_the_owner_reads_a_run_unless_history_is_shared(db_url: str) -> None:
+    runlog = RunLog(db_url)
     mine, ownerless = log(runlog, "session:a"), log(runlog, None)
     with runlog.session() as session:
         assert owned_run(session, mine, "session:a", shared=False).input == {"text": "secret"}
@@ -48,8 +60,8 @@ def test_only_the_owner_reads_a_run_unless_history_is_shared(tmp_path: Path) -> 
     runlog.dispose()
 
 
-def test_a_run_log_from_before_owners_gets_the_column_and_keeps_its_runs(tmp_path: Path) -> None:
-    url = f"sqlite:///{tmp_path / 'old.sqlite'}"
+def test_a_run_log_from_before_owners_gets_the_column_and_keeps_its_runs(db_url: str) -> None:
+    url = db_url
     old = RunLog(url)
     first = log(old, None)
     with old.engine.begin() as connection:  # the schema of the previous version: no owner column
@@ -57,9 +69,9 @@ def test_a_run_log_from_before_owners_gets_the_column_and_keeps_its_runs(tmp_pat
         connection.execute(text("ALTER TABLE runs DROP COLUMN owner"))
     old.dispose()
     runlog = RunLog(url)
-    with runlog.engine.connect() as connection:
-        columns = {row[1] for row in connection.execute(text("PRAGMA table_info(runs)"))}
-        indexes = {row[1] for row in connection.execute(text("PRAGMA index_list(runs)"))}
+    schema = inspect(runlog.engine)
+    columns = {column["name"] for column in schema.get_columns("runs")}
+    indexes = {index["name"] for index in schema.get_indexes("runs")}
     assert "owner" in columns and "ix_runs_owner" in indexes
     second = log(runlog, "session:a")
     with runlog.session() as session:

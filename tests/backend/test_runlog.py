@@ -1,0 +1,107 @@
+"""The run log on SQLite and on PostgreSQL: what a person or a model wrote is stored whatever it
+holds, and two app processes writing to one PostgreSQL database at once lose nothing."""
+
+from __future__ import annotations
+
+import math
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+from sqlalchemy import func, select
+
+from backend.capture import TokenStep
+from backend.runlog import Run, RunLog, RunRecord, RunRecorder, RunStatus, TokenStepRow, add_run, interrupt_unfinished
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def step(position: int, text: str = "tok") -> TokenStep:
+    return TokenStep(position=position, token_id=position, text=text, prob=0.5, raw_prob=0.4, entropy=1.0,
+                     raw_entropy=1.2, alternatives=(), elapsed_s=0.01 * position)
+
+
+def test_odd_text_long_names_and_non_finite_numbers_are_stored(db_url: str) -> None:
+    runlog = RunLog(db_url)
+    record = RunRecord(
+        task="text-generation", model="m" * 300, status=RunStatus.ERROR, input={"prompt": "a\x00b ✓ 🙂", "t": math.nan},
+        params={"temperature": math.inf}, output="out\x00put", error="model must be ...", result={"score": -math.inf},
+        steps=(step(0, "\x00"), step(1, "é")), owner="session:x",
+    )
+    with runlog.session() as session, session.begin():
+        run_id = add_run(session, record)
+    with runlog.session() as session:
+        run = session.get(Run, run_id)
+        nul = "\x00" if db_url.startswith("sqlite") else "\u2400"  # PostgreSQL refuses NUL in text
+        assert run.input == {"prompt": "a\x00b ✓ 🙂", "t": "nan"}  # JSON keeps NUL on both
+        assert run.params == {"temperature": "inf"} and run.result == {"score": "-inf"}
+        assert run.model == "m" * 200 and run.output == f"out{nul}put"
+        assert [s.text for s in run.steps] == [nul, "é"]
+    runlog.dispose()
+
+
+def test_a_recorded_run_streams_its_steps_and_an_unfinished_one_is_interrupted_at_the_next_start(db_url: str) -> None:
+    runlog = RunLog(db_url)
+    recorder = RunRecorder(runlog, RunRecord(task="text-generation", model="m", status=RunStatus.RUNNING, input={}, params={}))
+    for i in range(3):
+        recorder.add(step(i))
+    recorder.flush()
+    runlog.dispose()
+    restarted = RunLog(db_url)
+    with restarted.session() as session, session.begin():
+        assert interrupt_unfinished(session) == [recorder.run_id]
+    with restarted.session() as session:
+        run = session.get(Run, recorder.run_id)
+        assert run.status == "interrupted" and run.output == "toktoktok" and run.new_tokens == 3
+    restarted.dispose()
+
+
+WRITER = textwrap.dedent(
+    """
+    import sys
+    sys.path.insert(0, {repo!r})
+    from backend.capture import TokenStep
+    from backend.runlog import RunLog, RunRecord, RunRecorder, RunStatus
+    runlog = RunLog({url!r})
+    print("ready", flush=True)
+    sys.stdin.readline()  # both processes start writing together
+    for i in range({runs}):
+        rec = RunRecorder(runlog, RunRecord(task="text-generation", model="m", status=RunStatus.RUNNING,
+                                            input={{"prompt": "{name} %d" % i}}, params={{}}, owner="session:{name}"))
+        steps = [TokenStep(position=p, token_id=p, text="t", prob=0.5, raw_prob=0.5, entropy=1.0, raw_entropy=1.0,
+                           alternatives=(), elapsed_s=0.0) for p in range({steps})]
+        for s in steps:
+            rec.add(s)
+        rec.end(RunStatus.OK, output="t" * {steps})
+    print("done", flush=True)
+    """
+)
+
+
+def test_two_app_processes_writing_to_one_postgresql_database_lose_nothing(postgres) -> None:
+    url = postgres.new_database()
+    runs, steps = 60, 20
+    writers = [
+        subprocess.Popen([sys.executable, "-c", WRITER.format(repo=str(REPO), url=url, runs=runs, steps=steps, name=name)],
+                         stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        for name in ("a", "b")
+    ]
+    for w in writers:  # each created (or found) the schema, under the advisory lock
+        assert w.stdout.readline().strip() == "ready"
+    for w in writers:
+        w.stdin.write("go\n")
+        w.stdin.flush()
+    for w in writers:
+        assert w.stdout.readline().strip() == "done"
+        assert w.wait(timeout=120) == 0
+    runlog = RunLog(url)
+    with runlog.session() as session:
+        for name in ("a", "b"):
+            ids = session.scalars(select(Run.id).where(Run.owner == f"session:{name}", Run.status == "ok")).all()
+            assert len(ids) == runs
+            counts = session.execute(
+                select(TokenStepRow.run_id, func.count()).where(TokenStepRow.run_id.in_(ids)).group_by(TokenStepRow.run_id)
+            ).all()
+            assert sorted(c for _, c in counts) == [steps] * runs
+    runlog.dispose()
