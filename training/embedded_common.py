@@ -175,3 +175,30 @@ def command_line(module: str, argv: list[str] | None) -> str:
     """The command that reproduces this run."""
     used = sys.argv[1:] if argv is None else argv
     return " ".join([f"python -m training.{module}", *used])
+
+
+def save_folder(out: Path, model, tokenizer, report: dict, command: str, config: dict, card) -> dict:
+    """Save the weights and the tokenizer to ``out``, complete the report (sizes, versions,
+    command, config), and write training.json and the card rendered by ``card(report)``."""
+    out.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(out)
+    tokenizer.save_pretrained(out)
+    finish_report(report, out, command, config)
+    write_outputs(out, report, card(report))
+    return report
+
+
+def script_main(doc: str, defaults, train, module: str, argv: list[str] | None, options: tuple[str, ...] = ()) -> dict:
+    """A training script's command line: --out, --steps, --minutes, --seed, --threads and the
+    config fields named in ``options`` (``eval_pairs`` becomes ``--eval-pairs``); then
+    ``train(cfg, command)``, the command being the line that reproduces the run."""
+    import os
+
+    parser = training_parser(doc, defaults)
+    parser.add_argument("--threads", type=int, default=defaults.threads)
+    for name in options:
+        default = getattr(defaults, name)
+        parser.add_argument("--" + name.replace("_", "-"), dest=name, type=type(default), default=default)
+    cfg = parse_config(parser, defaults, argv)
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    return train(cfg, command_line(module, argv))

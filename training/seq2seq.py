@@ -111,6 +111,24 @@ def generate_all(model, tokenizer, sources: Sequence[str], max_source: int, batc
     return [outputs[i] for i in range(len(sources))]
 
 
-def to_half(model) -> None:
-    """fp16 weights for the committed folder (checked by the scripts: quality is measured again on them)."""
+def fit(model, tokenizer, sources: list[list[int]], targets: list[list[int]], cfg, evaluate, eval_every: int):
+    """Teacher-forced training of an encoder-decoder by training/loop.py; ``cfg`` has steps, lr,
+    warmup, minutes, seed, tokens_per_batch and label_smoothing."""
+    from training import loop
+
+    return loop.run(
+        model,
+        batches(sources, targets, cfg.tokens_per_batch, tokenizer.pad_token_id, cfg.seed),
+        loss_function(cfg.label_smoothing, model.config.decoder_start_token_id, tokenizer.pad_token_id),
+        loop.Schedule(steps=cfg.steps, lr=cfg.lr, warmup=cfg.warmup, minutes=cfg.minutes, log_every=100, ema=0.98),
+        evaluate=evaluate, eval_every=eval_every,
+    )
+
+
+def outputs_in_fp16(model, tokenizer, sources: Sequence[str], max_source: int) -> list[str]:
+    """Round the weights to fp16 (as they are saved), then decode ``sources`` (in fp32 arithmetic,
+    as the app runs them on a CPU); the model is left in fp16, ready to save."""
     model.half()
+    outputs = generate_all(model.float(), tokenizer, sources, max_source)
+    model.half()
+    return outputs

@@ -23,7 +23,6 @@ safety cap only (recorded as ``stopped_early``).
 
 from __future__ import annotations
 
-import os
 import random
 import re
 import time
@@ -31,16 +30,13 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 
-from training import loop, machine_text, metrics, seq2seq
+from training import machine_text, metrics, seq2seq
 from training.embedded_common import (
-    command_line,
-    finish_report,
     licence_section,
-    parse_config,
     rebuild_section,
+    save_folder,
+    script_main,
     seed_everything,
-    training_parser,
-    write_outputs,
 )
 from training.train_marian_fr_en import package_group
 
@@ -175,23 +171,12 @@ def train(cfg: SummarizerConfig, command: str) -> dict:
         hyp = seq2seq.generate_all(model, tokenizer, [b for _, b, _ in probe], cfg.max_source)
         return {"probe_rouge1": metrics.rouge(hyp, [s for _, _, s in probe])["rouge1"]}
 
-    result = loop.run(
-        model,
-        seq2seq.batches(sources, targets, cfg.tokens_per_batch, tokenizer.pad_token_id, cfg.seed),
-        seq2seq.loss_function(cfg.label_smoothing, model.config.decoder_start_token_id, tokenizer.pad_token_id),
-        loop.Schedule(steps=cfg.steps, lr=cfg.lr, warmup=cfg.warmup, minutes=cfg.minutes, log_every=100, ema=0.98),
-        evaluate=evaluate, eval_every=800,
-    )
-    model.half()
+    result = seq2seq.fit(model, tokenizer, sources, targets, cfg, evaluate, eval_every=800)
     bodies = [b for _, b, _ in evaluation]
     references = [s for _, _, s in evaluation]
-    hyp = seq2seq.generate_all(model.float(), tokenizer, bodies, cfg.max_source)
-    model.half()
+    hyp = seq2seq.outputs_in_fp16(model, tokenizer, bodies, cfg.max_source)
     lead_words = round(sum(len(s.split()) for _, _, s in train_pairs) / len(train_pairs))
     leads = [lead(b, lead_words) for b in bodies]
-    out.mkdir(parents=True, exist_ok=True)
-    model.save_pretrained(out)
-    tokenizer.save_pretrained(out)
     report = {
         "model": "bart-debian-summarizer",
         "params": params,
@@ -213,19 +198,11 @@ def train(cfg: SummarizerConfig, command: str) -> dict:
         ],
         "total_seconds": time.time() - t0,
     }
-    finish_report(report, out, command, asdict(cfg))
-    write_outputs(out, report, model_card(report))
-    return report
+    return save_folder(out, model, tokenizer, report, command, asdict(cfg), model_card)
 
 
 def main(argv: list[str] | None = None) -> None:
-    defaults = SummarizerConfig()
-    parser = training_parser(__doc__, defaults)
-    parser.add_argument("--threads", type=int, default=defaults.threads)
-    parser.add_argument("--eval-pairs", dest="eval_pairs", type=int, default=defaults.eval_pairs)
-    cfg = parse_config(parser, defaults, argv)
-    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    train(cfg, command_line("train_debian_summarizer", argv))
+    script_main(__doc__, SummarizerConfig(), train, 'train_debian_summarizer', argv, ("eval_pairs",))
 
 
 if __name__ == "__main__":

@@ -25,25 +25,20 @@ safety cap only (recorded as ``stopped_early``).
 
 from __future__ import annotations
 
-import os
 import re
 import time
 from collections import Counter, defaultdict
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-import torch
 
-from training import loop, machine_text, seq2seq
+from training import machine_text, seq2seq
 from training.embedded_common import (
-    command_line,
-    finish_report,
     licence_section,
-    parse_config,
     rebuild_section,
+    save_folder,
+    script_main,
     seed_everything,
-    training_parser,
-    write_outputs,
 )
 
 
@@ -272,24 +267,12 @@ def train(cfg: TranslatorConfig, command: str) -> dict:
         hyp = seq2seq.generate_all(model, tokenizer, [fr for _, fr, _ in probe], cfg.positions)
         return {"probe_bleu": scores(hyp, [en for _, _, en in probe])["bleu"]}
 
-    result = loop.run(
-        model,
-        seq2seq.batches(sources, targets, cfg.tokens_per_batch, tokenizer.pad_token_id, cfg.seed),
-        seq2seq.loss_function(cfg.label_smoothing, model.config.decoder_start_token_id, tokenizer.pad_token_id),
-        loop.Schedule(steps=cfg.steps, lr=cfg.lr, warmup=cfg.warmup, minutes=cfg.minutes, log_every=100, ema=0.98),
-        evaluate=evaluate, eval_every=1000,
-    )
-    model.half()
-    model.generation_config.max_new_tokens = cfg.max_new_tokens
+    result = seq2seq.fit(model, tokenizer, sources, targets, cfg, evaluate, eval_every=1000)
     french = [fr for _, fr, _ in evaluation]
     references = [en for _, _, en in evaluation]
-    hyp = seq2seq.generate_all(model.float(), tokenizer, french, cfg.positions)
-    model.half()
+    hyp = seq2seq.outputs_in_fp16(model, tokenizer, french, cfg.positions)
     baseline_dict = WordDictionary(pairs)
     base = [baseline_dict.translate(f) for f in french]
-    out.mkdir(parents=True, exist_ok=True)
-    model.save_pretrained(out)
-    tokenizer.save_pretrained(out)
     report = {
         "model": "marian-fr-en",
         "params": params,
@@ -314,21 +297,12 @@ def train(cfg: TranslatorConfig, command: str) -> dict:
         ],
         "total_seconds": time.time() - t0,
     }
-    finish_report(report, out, command, asdict(cfg))
-    write_outputs(out, report, model_card(report))
-    return report
+    return save_folder(out, model, tokenizer, report, command, asdict(cfg), model_card)
 
 
 def main(argv: list[str] | None = None) -> None:
-    defaults = TranslatorConfig()
-    parser = training_parser(__doc__, defaults)
-    parser.add_argument("--threads", type=int, default=defaults.threads)
-    parser.add_argument("--eval-pairs", dest="eval_pairs", type=int, default=defaults.eval_pairs)
-    cfg = parse_config(parser, defaults, argv)
-    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    train(cfg, command_line("train_marian_fr_en", argv))
+    script_main(__doc__, TranslatorConfig(), train, 'train_marian_fr_en', argv, ("eval_pairs",))
 
 
 if __name__ == "__main__":
-    torch.set_num_threads(1)
     main()

@@ -24,7 +24,6 @@ safety cap only (recorded as ``stopped_early``).
 from __future__ import annotations
 
 import json
-import os
 import random
 import time
 from dataclasses import asdict, dataclass
@@ -35,14 +34,11 @@ import torch
 from training import corpus, loop, machine_text, qa_data
 from training.embedded_common import (
     STDLIB_DOCS,
-    command_line,
-    finish_report,
     licence_section,
-    parse_config,
     rebuild_section,
+    save_folder,
+    script_main,
     seed_everything,
-    training_parser,
-    write_outputs,
 )
 
 HANDWRITTEN = Path(__file__).resolve().parent.parent / "tests" / "data" / "qa_handwritten.json"
@@ -217,9 +213,6 @@ def train(cfg: QAConfig, command: str) -> dict:
     held = evaluate_on(model, tokenizer, evaluation, cfg)
     hand = evaluate_on(model, tokenizer, handwritten, cfg)
     model.half()
-    out.mkdir(parents=True, exist_ok=True)
-    model.save_pretrained(out)
-    tokenizer.save_pretrained(out)
     report = {
         "model": "minilm-qa",
         "params": params,
@@ -239,20 +232,11 @@ def train(cfg: QAConfig, command: str) -> dict:
                     for e, p in list(zip(handwritten, hand["predictions"]))[::3]],
         "total_seconds": time.time() - t0,
     }
-    finish_report(report, out, command, asdict(cfg))
-    write_outputs(out, report, model_card(report))
-    return report
+    return save_folder(out, model, tokenizer, report, command, asdict(cfg), model_card)
 
 
 def main(argv: list[str] | None = None) -> None:
-    defaults = QAConfig()
-    parser = training_parser(__doc__, defaults)
-    parser.add_argument("--threads", type=int, default=defaults.threads)
-    parser.add_argument("--eval-examples", dest="eval_examples", type=int, default=defaults.eval_examples)
-    parser.add_argument("--debian-examples", dest="debian_examples", type=int, default=defaults.debian_examples)
-    cfg = parse_config(parser, defaults, argv)
-    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    train(cfg, command_line("train_minilm_qa", argv))
+    script_main(__doc__, QAConfig(), train, 'train_minilm_qa', argv, ("eval_examples", "debian_examples"))
 
 
 if __name__ == "__main__":
