@@ -132,3 +132,31 @@ def outputs_in_fp16(model, tokenizer, sources: Sequence[str], max_source: int) -
     outputs = generate_all(model.float(), tokenizer, sources, max_source)
     model.half()
     return outputs
+
+
+def continued(folder: str) -> tuple[object, object, dict]:
+    """(tokenizer, fp32 model, the first run's summary) of a built folder, to train it further
+    (``--init``): the second run keeps the tokenizer and starts from the saved weights."""
+    import json
+    from pathlib import Path
+
+    from transformers import AutoModelForSeq2SeqLM, AutoTokenizer
+
+    first = json.loads((Path(folder) / "training.json").read_text(encoding="utf-8"))
+    summary = {k: first[k] for k in ("command", "steps", "seconds", "final_train_loss", "log") if k in first}
+    if "first_run" in first:
+        summary["first_run"] = first["first_run"]
+    model = AutoModelForSeq2SeqLM.from_pretrained(folder, dtype=torch.float32)
+    return AutoTokenizer.from_pretrained(folder), model, summary
+
+
+def runs_line(report: dict) -> str:
+    """The card's line on how many runs built the weights (a model trained further with --init)."""
+    runs, first = [], report.get("first_run")
+    while first:
+        runs.insert(0, first)
+        first = first.get("first_run")
+    if not runs:
+        return ""
+    lines = "".join(f"`{r['command']}` ({r['steps']} steps, {r['seconds'] / 60:.0f} minutes), then " for r in runs)
+    return f"Built in {len(runs) + 1} runs, each continuing the last one's weights: {lines}`{report['command']}`.\n\n"

@@ -50,6 +50,7 @@ class SummarizerConfig:
     threads: int = 1
     steps: int = 2000
     minutes: float = 0.0
+    init: str = ""  # a built folder to train further (its tokenizer and weights); "" = from scratch
     heldout_percent: int = 8
     eval_pairs: int = 800
     vocab_size: int = 8000
@@ -147,7 +148,7 @@ Training: {report['steps']} steps of about {c['tokens_per_batch']} tokens, {repo
 |---|---|---|---|
 {rows}
 
-{licence_section(machine_text.DEBIAN_LICENCE)}{rebuild_section(report, 'train_debian_summarizer.py', how)}"""
+{seq2seq.runs_line(report)}{licence_section(machine_text.DEBIAN_LICENCE)}{rebuild_section(report, 'train_debian_summarizer.py', how)}"""
 
 
 def train(cfg: SummarizerConfig, command: str) -> dict:
@@ -156,11 +157,16 @@ def train(cfg: SummarizerConfig, command: str) -> dict:
     out = Path(cfg.out)
     train_pairs, heldout = split_pairs(cfg)
     print(f"pairs: train {len(train_pairs):,}, held-out {len(heldout):,}", flush=True)
-    tokenizer = seq2seq.train_tokenizer([t for _, body, syn in train_pairs for t in (body, syn)], cfg.vocab_size,
-                                        cfg.max_source, specials=BART_SPECIALS)
+    first_run = None
+    if cfg.init:  # train a built folder further: its tokenizer, its weights
+        tokenizer, model, first_run = seq2seq.continued(cfg.init)
+    else:
+        tokenizer = seq2seq.train_tokenizer([t for _, body, syn in train_pairs for t in (body, syn)], cfg.vocab_size,
+                                            cfg.max_source, specials=BART_SPECIALS)
     sources = seq2seq.encode(tokenizer, [body for _, body, _ in train_pairs], cfg.max_source)
     targets = seq2seq.encode(tokenizer, [syn for _, _, syn in train_pairs], cfg.max_target)
-    model = build_model(tokenizer, cfg)
+    if not cfg.init:
+        model = build_model(tokenizer, cfg)
     params = sum(p.numel() for p in model.parameters())
     print(f"vocab {len(tokenizer)}, {params:,} parameters", flush=True)
     rng = random.Random(cfg.seed)
@@ -188,6 +194,7 @@ def train(cfg: SummarizerConfig, command: str) -> dict:
         "stopped_early": result.stopped_early,
         "final_train_loss": result.final_train_loss,
         "log": result.log,
+        **({"first_run": first_run} if first_run else {}),
         "eval_pairs": len(evaluation),
         "heldout": metrics.rouge(hyp, references),
         "lead": metrics.rouge(leads, references),
@@ -202,7 +209,7 @@ def train(cfg: SummarizerConfig, command: str) -> dict:
 
 
 def main(argv: list[str] | None = None) -> None:
-    script_main(__doc__, SummarizerConfig(), train, 'train_debian_summarizer', argv, ("eval_pairs",))
+    script_main(__doc__, SummarizerConfig(), train, 'train_debian_summarizer', argv, ("eval_pairs", "init"))
 
 
 if __name__ == "__main__":

@@ -25,12 +25,15 @@ safety cap only (recorded as ``stopped_early``).
 
 from __future__ import annotations
 
+import json
 import re
+import sys
 import time
 from collections import Counter, defaultdict
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+import torch
 
 from training import machine_text, seq2seq
 from training.embedded_common import (
@@ -39,6 +42,7 @@ from training.embedded_common import (
     save_folder,
     script_main,
     seed_everything,
+    write_outputs,
 )
 
 
@@ -49,6 +53,7 @@ class TranslatorConfig:
     threads: int = 1
     steps: int = 2000
     minutes: float = 0.0
+    init: str = ""  # a built folder to train further (its tokenizer and weights); "" = from scratch
     # data
     heldout_percent: int = 8  # of catalogues and of package groups
     max_words: int = 48  # longest English side kept for training
@@ -122,23 +127,28 @@ def split_pairs(cfg: TranslatorConfig) -> tuple[list[tuple[str, str]], list[tupl
 # The word-by-word dictionary baseline
 # ---------------------------------------------------------------------------
 
-_WORD_RE = re.compile(r"\w+(?:'\w+)?|[^\w\s]", re.UNICODE)
+# Format specifiers (%s, %02lx, %1$s) stay whole; French elisions (l', d', qu') are words of their own.
+_FRENCH_RE = re.compile(r"%[-#0-9.$]*[a-zA-Z]+|\w+['’]|\w+|[^\w\s]", re.UNICODE)
+_ENGLISH_RE = re.compile(r"%[-#0-9.$]*[a-zA-Z]+|\w+(?:'\w+)?|[^\w\s]", re.UNICODE)
 
 
-def words(text: str) -> list[str]:
-    return _WORD_RE.findall(text)
+def _is_word(token: str) -> bool:
+    return token[:1].isalnum() or token[:1] == "_"
 
 
 class WordDictionary:
     """Each French word -> the English word with the highest Dice coefficient over the training pairs
-    (co-occurrence in a pair, counted once per pair; at least two co-occurrences)."""
+    (co-occurrence in a pair, counted once per pair; at least two co-occurrences). Only words are
+    translated (punctuation, numbers in symbols and format specifiers are copied), and a word the
+    dictionary does not know is copied."""
 
     def __init__(self, pairs: list[tuple[str, str]], max_words: int = 30):
         fr_count: Counter[str] = Counter()
         en_count: Counter[str] = Counter()
         both: defaultdict[str, Counter[str]] = defaultdict(Counter)
         for fr, en in pairs:
-            fw, ew = set(w.lower() for w in words(fr)), set(w.lower() for w in words(en))
+            fw = {w.lower() for w in _FRENCH_RE.findall(fr) if _is_word(w)}
+            ew = {w.lower() for w in _ENGLISH_RE.findall(en) if _is_word(w)}
             if len(fw) > max_words or len(ew) > max_words:
                 continue
             fr_count.update(fw)
@@ -158,10 +168,10 @@ class WordDictionary:
 
     def translate(self, french: str) -> str:
         out = []
-        for w in words(french):
-            e = self.table.get(w.lower(), w)
+        for w in _FRENCH_RE.findall(french):
+            e = self.table.get(w.lower(), w) if _is_word(w) else w
             out.append(e.capitalize() if w[:1].isupper() and not e[:1].isupper() else e)
-        return re.sub(r" ([.,;:!?%)])", r"\1", " ".join(out)).replace("( ", "(")
+        return re.sub(r" ([.,;:!?)»])", r"\1", " ".join(out)).replace("( ", "(")
 
 
 def scores(hypotheses: list[str], references: list[str]) -> dict:
@@ -245,44 +255,15 @@ training loss {report['final_train_loss']:.3f} (label smoothing {c['label_smooth
 |---|---|---|---|
 {rows}
 
-{licence_section(machine_text.GETTEXT_LICENCE + '; and ' + machine_text.DEBIAN_LICENCE)}{rebuild_section(report, 'train_marian_fr_en.py', how)}"""
+{seq2seq.runs_line(report)}{licence_section(machine_text.GETTEXT_LICENCE + '; and ' + machine_text.DEBIAN_LICENCE)}{rebuild_section(report, 'train_marian_fr_en.py', how)}"""
 
 
-def train(cfg: TranslatorConfig, command: str) -> dict:
-    t0 = time.time()
-    seed_everything(cfg.seed, cfg.threads)
-    out = Path(cfg.out)
-    pairs, heldout, counts = split_pairs(cfg)
-    print(f"pairs: { {k: v for k, v in counts.items() if k != 'heldout_catalogues'} }", flush=True)
-    tokenizer = seq2seq.train_tokenizer([t for p in pairs for t in p], cfg.vocab_size, cfg.positions)
-    sources = seq2seq.encode(tokenizer, [fr for fr, _ in pairs], cfg.positions)
-    targets = seq2seq.encode(tokenizer, [en for _, en in pairs], cfg.positions)
-    model = build_model(tokenizer, cfg)
-    params = sum(p.numel() for p in model.parameters())
-    print(f"vocab {len(tokenizer)}, {params:,} parameters, {sum(map(len, sources)) + sum(map(len, targets)):,} tokens", flush=True)
-    evaluation = sample_heldout(heldout, cfg.eval_pairs, cfg.seed)
-    probe = evaluation[:: max(1, len(evaluation) // 48)]
-
-    def evaluate(step: int) -> dict:
-        hyp = seq2seq.generate_all(model, tokenizer, [fr for _, fr, _ in probe], cfg.positions)
-        return {"probe_bleu": scores(hyp, [en for _, _, en in probe])["bleu"]}
-
-    result = seq2seq.fit(model, tokenizer, sources, targets, cfg, evaluate, eval_every=1000)
+def held_out_figures(hyp: list[str], evaluation: list[tuple[str, str, str]], dictionary: WordDictionary) -> dict:
+    """BLEU and chrF of the model's translations `hyp` and of the dictionary's, overall and by origin."""
     french = [fr for _, fr, _ in evaluation]
     references = [en for _, _, en in evaluation]
-    hyp = seq2seq.outputs_in_fp16(model, tokenizer, french, cfg.positions)
-    baseline_dict = WordDictionary(pairs)
-    base = [baseline_dict.translate(f) for f in french]
-    report = {
-        "model": "marian-fr-en",
-        "params": params,
-        "vocab_size": len(tokenizer),
-        "counts": counts,
-        "steps": result.steps,
-        "seconds": result.seconds,
-        "stopped_early": result.stopped_early,
-        "final_train_loss": result.final_train_loss,
-        "log": result.log,
+    base = [dictionary.translate(f) for f in french]
+    return {
         "eval_pairs": len(evaluation),
         "heldout": scores(hyp, references),
         "heldout_by_origin": {
@@ -295,13 +276,75 @@ def train(cfg: TranslatorConfig, command: str) -> dict:
             {"french": f, "reference": r, "model": h, "baseline": b}
             for f, r, h, b in list(zip(french, references, hyp, base))[:: max(1, len(french) // 10)][:10]
         ],
+    }
+
+
+def rescore(folder: Path) -> dict:
+    """Score a built folder again with this file's evaluation code (the same held-out pairs and
+    dictionary as its run), rewriting training.json's figures and the card; the weights stay."""
+    from transformers import AutoModelForSeq2SeqLM, AutoTokenizer
+
+    report = json.loads((folder / "training.json").read_text(encoding="utf-8"))
+    cfg = TranslatorConfig(**report["config"])
+    pairs, heldout, _ = split_pairs(cfg)
+    evaluation = sample_heldout(heldout, cfg.eval_pairs, cfg.seed)
+    model = AutoModelForSeq2SeqLM.from_pretrained(folder, dtype=torch.float32)
+    tokenizer = AutoTokenizer.from_pretrained(folder)
+    hyp = seq2seq.generate_all(model, tokenizer, [fr for _, fr, _ in evaluation], cfg.positions)
+    report.update(held_out_figures(hyp, evaluation, WordDictionary(pairs)))
+    write_outputs(folder, report, model_card(report))
+    return report
+
+
+def train(cfg: TranslatorConfig, command: str) -> dict:
+    t0 = time.time()
+    seed_everything(cfg.seed, cfg.threads)
+    out = Path(cfg.out)
+    pairs, heldout, counts = split_pairs(cfg)
+    print(f"pairs: { {k: v for k, v in counts.items() if k != 'heldout_catalogues'} }", flush=True)
+    first_run = None
+    if cfg.init:  # train a built folder further: its tokenizer, its weights
+        tokenizer, model, first_run = seq2seq.continued(cfg.init)
+    else:
+        tokenizer = seq2seq.train_tokenizer([t for p in pairs for t in p], cfg.vocab_size, cfg.positions)
+    sources = seq2seq.encode(tokenizer, [fr for fr, _ in pairs], cfg.positions)
+    targets = seq2seq.encode(tokenizer, [en for _, en in pairs], cfg.positions)
+    if not cfg.init:
+        model = build_model(tokenizer, cfg)
+    params = sum(p.numel() for p in model.parameters())
+    print(f"vocab {len(tokenizer)}, {params:,} parameters, {sum(map(len, sources)) + sum(map(len, targets)):,} tokens", flush=True)
+    evaluation = sample_heldout(heldout, cfg.eval_pairs, cfg.seed)
+    probe = evaluation[:: max(1, len(evaluation) // 48)]
+
+    def evaluate(step: int) -> dict:
+        hyp = seq2seq.generate_all(model, tokenizer, [fr for _, fr, _ in probe], cfg.positions)
+        return {"probe_bleu": scores(hyp, [en for _, _, en in probe])["bleu"]}
+
+    result = seq2seq.fit(model, tokenizer, sources, targets, cfg, evaluate, eval_every=1000)
+    hyp = seq2seq.outputs_in_fp16(model, tokenizer, [fr for _, fr, _ in evaluation], cfg.positions)
+    report = {
+        "model": "marian-fr-en",
+        "params": params,
+        "vocab_size": len(tokenizer),
+        "counts": counts,
+        "steps": result.steps,
+        "seconds": result.seconds,
+        "stopped_early": result.stopped_early,
+        "final_train_loss": result.final_train_loss,
+        "log": result.log,
+        **({"first_run": first_run} if first_run else {}),
+        **held_out_figures(hyp, evaluation, WordDictionary(pairs)),
         "total_seconds": time.time() - t0,
     }
     return save_folder(out, model, tokenizer, report, command, asdict(cfg), model_card)
 
 
 def main(argv: list[str] | None = None) -> None:
-    script_main(__doc__, TranslatorConfig(), train, 'train_marian_fr_en', argv, ("eval_pairs",))
+    args = sys.argv[1:] if argv is None else argv
+    if args[:1] == ["--rescore"]:  # python -m training.train_marian_fr_en --rescore models/marian-fr-en
+        rescore(Path(args[1]))
+        return
+    script_main(__doc__, TranslatorConfig(), train, 'train_marian_fr_en', argv, ("eval_pairs", "init"))
 
 
 if __name__ == "__main__":
