@@ -182,6 +182,10 @@ def save_folder(out: Path, model, tokenizer, report: dict, command: str, config:
     command, config), and write training.json and the card rendered by ``card(report)``."""
     out.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(out)
+    backend = getattr(tokenizer, "backend_tokenizer", None)
+    if backend is not None:  # a batched call leaves padding and truncation on; tokenizer.json keeps neither
+        backend.no_padding()
+        backend.no_truncation()
     tokenizer.save_pretrained(out)
     finish_report(report, out, command, config)
     write_outputs(out, report, card(report))

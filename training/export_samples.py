@@ -44,8 +44,20 @@ def write(path: Path, header: dict, rows: list[dict]) -> None:
     print(f"{path}: {len(rows)} rows")
 
 
-def export(out: Path, n: int) -> None:
+SAMPLES = ("fr_en", "synopsis", "qa")
+
+
+def export(out: Path, n: int, only: tuple[str, ...] = SAMPLES) -> None:
     out.mkdir(parents=True, exist_ok=True)
+    if "fr_en" in only:
+        export_fr_en(out, n)
+    if "synopsis" in only:
+        export_synopsis(out, n)
+    if "qa" in only:
+        export_qa(out, n)
+
+
+def export_fr_en(out: Path, n: int) -> None:
     cfg = TranslatorConfig()
     pairs, heldout, _ = translation_split(cfg)
     dictionary = WordDictionary(pairs)
@@ -55,6 +67,8 @@ def export(out: Path, n: int) -> None:
            "built_by": "python -m training.export_samples", "split": "training/train_marian_fr_en.py split_pairs"},
           [{"origin": o, "french": fr, "english": en, "dictionary": dictionary.translate(fr)} for o, fr, en in sample])
 
+
+def export_synopsis(out: Path, n: int) -> None:
     scfg = SummarizerConfig()
     train_pairs, held = summary_split(scfg)
     rng = random.Random(scfg.seed)
@@ -65,6 +79,8 @@ def export(out: Path, n: int) -> None:
            "lead_words": lead_words, "split": "training/train_debian_summarizer.py split_pairs"},
           [{"package": p, "description": b, "synopsis": s} for p, b, s in every_kth(evaluation, n)])
 
+
+def export_qa(out: Path, n: int) -> None:
     qcfg = QAConfig()
     names = sorted(set(corpus.extra_module_names()) | set(corpus.module_names()))
     train_examples, heldout_qa = qa_data.build(qcfg.seed, names)
@@ -88,8 +104,9 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--out", default="tests/data")
     parser.add_argument("--n", type=int, default=80)
+    parser.add_argument("--only", nargs="+", choices=SAMPLES, default=list(SAMPLES))
     args = parser.parse_args(argv)
-    export(Path(args.out), args.n)
+    export(Path(args.out), args.n, tuple(args.only))
 
 
 if __name__ == "__main__":

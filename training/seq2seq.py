@@ -8,6 +8,7 @@ Marian losses compute it, with label smoothing.
 
 from __future__ import annotations
 
+import copy
 import random
 from collections.abc import Iterator, Sequence
 
@@ -45,8 +46,14 @@ def train_tokenizer(texts: Sequence[str], vocab_size: int, max_length: int, spec
 
 
 def encode(tokenizer, texts: Sequence[str], max_length: int) -> list[list[int]]:
+    """Token ids with </s>, cut to ``max_length`` (keeping </s>), never padded: a copy of the fast
+    tokenizer without the padding and truncation that a batched call leaves switched on (and that
+    save_pretrained writes into tokenizer.json)."""
+    backend = copy.deepcopy(tokenizer.backend_tokenizer)
+    backend.no_padding()
+    backend.no_truncation()
     return [e.ids[:max_length - 1] + ([e.ids[-1]] if len(e.ids) >= max_length else [])
-            for e in tokenizer.backend_tokenizer.encode_batch(list(texts))]
+            for e in backend.encode_batch(list(texts))]
 
 
 def _pad(rows: list[list[int]], value: int) -> torch.Tensor:
@@ -147,6 +154,14 @@ def continued(folder: str) -> tuple[object, object, dict]:
     if "first_run" in first:
         summary["first_run"] = first["first_run"]
     model = AutoModelForSeq2SeqLM.from_pretrained(folder, dtype=torch.float32)
+    from safetensors import safe_open
+
+    with safe_open(str(Path(folder) / "model.safetensors"), "pt") as weights:
+        saved = set(weights.keys())
+    tied = {name for name, _ in model.named_parameters(remove_duplicate=False)} - {n for n, _ in model.named_parameters()}
+    for name, parameter in model.named_parameters():
+        if name not in saved and name not in tied:  # Marian's sinusoidal positions: fixed, never saved
+            parameter.requires_grad_(False)
     return AutoTokenizer.from_pretrained(folder), model, summary
 
 

@@ -8,8 +8,8 @@ Every folder that models.yaml ships is checked (the scripts in training/ build t
 - stdlib-topic-classifier: held-out accuracy > always answering the training set's majority topic;
 - stdlib-ner: held-out entity F1 > a dictionary of the training labels' entity strings.
 
-(training/train_stdlib_summarizer.py exists, but its model needs more CPU time than was spent:
-the summarization tab ships the untrained BART of training/build_untrained.py instead.)
+The translator, the summarizer and the QA model trained on the machine's own text are scored in
+tests/training/test_trained_models.py.
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ transformers = pytest.importorskip("transformers")
 from training import corpus  # noqa: E402
 
 MODELS = REPO / "models"
-TOTAL_LIMIT = 60_000_000  # all committed weights of the repository together (bytes)
+TOTAL_LIMIT = 120_000_000  # all committed weights of the repository together (bytes)
 UNTRAINED_LINE = "untrained: shows the mechanics, not the answers"
 
 # folder -> (Auto class, byte limit of model.safetensors, trained)
@@ -42,11 +42,18 @@ FOLDERS = {
     "stdlib-bert-mlm": ("AutoModelForMaskedLM", 12_000_000, True),
     "stdlib-topic-classifier": ("AutoModelForSequenceClassification", 12_000_000, True),
     "stdlib-ner": ("AutoModelForTokenClassification", 12_000_000, True),
+    "marian-fr-en": ("AutoModelForSeq2SeqLM", 20_000_000, True),
+    "minilm-qa": ("AutoModelForQuestionAnswering", 50_000_000, True),
     "untrained-bert-qa": ("AutoModelForQuestionAnswering", 2_000_000, False),
     "untrained-bert-nli": ("AutoModelForSequenceClassification", 2_000_000, False),
     "untrained-marian-fr-en": ("AutoModelForSeq2SeqLM", 2_000_000, False),
     "untrained-bart-summarizer": ("AutoModelForSeq2SeqLM", 2_500_000, False),
 }
+
+
+#: Weights in models/ that the app does not list yet: the translator trained so far does not beat its
+#: word-by-word baseline on chrF (README "Models"); its folder keeps the training for the next run (--init).
+NOT_IN_MODELS_YAML = {"marian-fr-en"}
 
 
 def folder_or_skip(name: str) -> Path:
@@ -184,7 +191,7 @@ def test_every_embedded_model_in_models_yaml_is_tested_here():
     from backend.registry import load_specs
 
     shipped = {spec.path.name for spec in load_specs(REPO / "models.yaml") if spec.path is not None and MODELS in spec.path.parents}
-    assert shipped - {"stdlib-gpt2"} == set(FOLDERS), shipped
+    assert shipped - {"stdlib-gpt2"} == set(FOLDERS) - NOT_IN_MODELS_YAML, shipped
 
 
 @pytest.mark.parametrize(
@@ -194,6 +201,8 @@ def test_every_embedded_model_in_models_yaml_is_tested_here():
         ("stdlib-bert-mlm", "train_stdlib_bert"),
         ("stdlib-topic-classifier", "train_stdlib_classifier"),
         ("stdlib-ner", "train_stdlib_ner"),
+        ("marian-fr-en", "train_marian_fr_en"),
+        ("minilm-qa", "train_minilm_qa"),
     ],
 )
 def test_model_card_is_what_its_script_writes_from_training_json(folder: str, script: str) -> None:
@@ -211,9 +220,9 @@ def test_the_project_and_every_embedded_model_name_their_licence() -> None:
     assert "Apache License" in licence and "Version 2.0, January 2004" in licence
     assert "license: apache-2.0" in (MODELS.parent / "README.md").read_text(encoding="utf-8").split("---")[1]
     folders = sorted(p for p in MODELS.iterdir() if (p / "config.json").is_file())
-    assert len(folders) == 8
+    assert len(folders) == 10
     for folder in folders:
         card = (folder / "README.md").read_text(encoding="utf-8")
         section = card.split("## Data and licence", 1)[1].split("\n## ", 1)[0]
         assert "Training data:" in section and "Apache-2.0" in section, folder.name
-        assert "PSF License" in section or "written for this project" in section, folder.name
+        assert any(name in section for name in ("PSF License", "written for this project", "DFSG-free")), folder.name
