@@ -41,6 +41,13 @@ def _utcnow() -> datetime:
     return datetime.now(timezone.utc)
 
 
+def _without_nul(value: Any, dialect: Any) -> Any:
+    """PostgreSQL refuses NUL in text: there it becomes "\u2400" (the visible symbol for NUL)."""
+    if isinstance(value, str) and dialect.name == "postgresql" and "\x00" in value:
+        return value.replace("\x00", "\u2400")
+    return value
+
+
 class LogText(TypeDecorator):
     """Text as a person or a model wrote it. PostgreSQL refuses the NUL character in text: there
     it is stored as "␀" (the visible symbol for NUL); SQLite keeps it."""
@@ -49,9 +56,7 @@ class LogText(TypeDecorator):
     cache_ok = True
 
     def process_bind_param(self, value: Any, dialect: Any) -> Any:
-        if isinstance(value, str) and dialect.name == "postgresql" and "\x00" in value:
-            return value.replace("\x00", "\u2400")
-        return value
+        return _without_nul(value, dialect)
 
 
 class LogString(TypeDecorator):
@@ -63,11 +68,7 @@ class LogString(TypeDecorator):
     cache_ok = True
 
     def process_bind_param(self, value: Any, dialect: Any) -> Any:
-        if isinstance(value, str):
-            value = value[: self.impl.length]
-            if dialect.name == "postgresql" and "\x00" in value:
-                value = value.replace("\x00", "\u2400")
-        return value
+        return _without_nul(value[: self.impl.length] if isinstance(value, str) else value, dialect)
 
 
 class Base(DeclarativeBase):

@@ -141,6 +141,14 @@ def debian_descriptions(language: str = "en") -> dict[str, Description]:
     return out
 
 
+_GROUP_SUFFIX_RE = re.compile(r"(-(dev|doc|data|common|bin|utils|tools|dbg|examples|plugins?|l10n|locales?|fonts?))+$")
+
+
+def package_group(package: str) -> str:
+    """A package's family: the name without -dev/-doc/... suffixes and trailing version digits."""
+    return re.sub(r"[\d.+-]+$", "", _GROUP_SUFFIX_RE.sub("", package)) or package
+
+
 def held_out(key: str, percent: int) -> bool:
     """A stable split by name: the same key always lands on the same side, on every machine."""
     return int(hashlib.sha256(key.encode()).hexdigest()[:8], 16) % 100 < percent

@@ -153,14 +153,12 @@ def debian_examples(descriptions: list[tuple[str, str, str]], seed: int) -> Iter
 
 def build(seed: int, module_names: list[str]) -> tuple[list[Example], list[Example]]:
     """(training examples, held-out examples)."""
-    from training.train_marian_fr_en import package_group
-
     train, held = [], []
     for ex in stdlib_examples(module_names, seed):
         (held if module_held_out(ex.source.split(":", 1)[1]) else train).append(ex)
     pairs = machine_text.synopsis_pairs()
     for ex in debian_examples(pairs, seed):
-        group = package_group(ex.source.split(":", 1)[1])
+        group = machine_text.package_group(ex.source.split(":", 1)[1])
         (held if machine_text.held_out("package:" + group, HELDOUT_PERCENT) else train).append(ex)
     return train, held
 

@@ -38,8 +38,6 @@ from training.embedded_common import (
     script_main,
     seed_everything,
 )
-from training.train_marian_fr_en import package_group
-
 BART_SPECIALS = ("<s>", "<pad>", "</s>", "<unk>", "<mask>")  # ids 0..4 as in facebook/bart-*
 
 
@@ -79,7 +77,7 @@ def lead(body: str, n_words: int) -> str:
 def split_pairs(cfg: SummarizerConfig):
     train, heldout = [], []
     for package, body, synopsis in machine_text.synopsis_pairs():
-        side = heldout if machine_text.held_out("package:" + package_group(package), cfg.heldout_percent) else train
+        side = heldout if machine_text.held_out("package:" + machine_text.package_group(package), cfg.heldout_percent) else train
         side.append((package, body, synopsis))
     return train, heldout
 

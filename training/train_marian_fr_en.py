@@ -74,14 +74,6 @@ class TranslatorConfig:
     max_new_tokens: int = 96
 
 
-_GROUP_SUFFIX_RE = re.compile(r"(-(dev|doc|data|common|bin|utils|tools|dbg|examples|plugins?|l10n|locales?|fonts?))+$")
-
-
-def package_group(package: str) -> str:
-    """A package's family: the name without -dev/-doc/... suffixes and trailing version digits."""
-    return re.sub(r"[\d.+-]+$", "", _GROUP_SUFFIX_RE.sub("", package)) or package
-
-
 def split_pairs(cfg: TranslatorConfig) -> tuple[list[tuple[str, str]], list[tuple[str, str, str]], dict]:
     """(training pairs (fr, en), held-out (origin, fr, en), counts)."""
     train, heldout = [], []
@@ -93,7 +85,7 @@ def split_pairs(cfg: TranslatorConfig) -> tuple[list[tuple[str, str]], list[tupl
     descriptions = machine_text.description_pairs()
     held_packages = set()
     for package, fr, en in descriptions:
-        group = package_group(package)
+        group = machine_text.package_group(package)
         if machine_text.held_out("package:" + group, cfg.heldout_percent):
             held_packages.add(group)
             heldout.append((f"debian:{package}", fr, en))
