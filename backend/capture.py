@@ -36,8 +36,13 @@ class Alternative:
 
     token_id: int
     text: str
-    prob: float
-    raw_prob: float
+    prob: float | None  # None: not reported (a remote engine gives one of the two)
+    raw_prob: float | None
+
+
+#: What a step's probabilities are: "local" (both distributions, measured here), or, from a
+#: remote engine (backend.remote), "raw" (only raw_prob), "processed" (only prob) or "none".
+STEP_PROBABILITIES = ("local", "raw", "processed", "none")
 
 
 @dataclass(frozen=True)
@@ -47,12 +52,13 @@ class TokenStep:
     position: int  # 0 = first new token
     token_id: int
     text: str
-    prob: float  # p(token) under the distribution that was sampled from (after the chain)
-    raw_prob: float  # p(token) = softmax(raw logits)[token]
-    entropy: float  # entropy of the sampled distribution, in bits
-    raw_entropy: float  # entropy of the raw distribution, in bits
+    prob: float | None  # p(token) under the distribution that was sampled from (after the chain)
+    raw_prob: float | None  # p(token) = softmax(raw logits)[token]
+    entropy: float | None  # entropy of the sampled distribution, in bits
+    raw_entropy: float | None  # entropy of the raw distribution, in bits
     alternatives: tuple[Alternative, ...]  # the top candidates by raw probability
     elapsed_s: float  # seconds since the run started, when this token arrived
+    probabilities: str = "local"  # which of the numbers are known (STEP_PROBABILITIES)
 
     def to_dict(self) -> dict[str, object]:
         return {
@@ -68,6 +74,7 @@ class TokenStep:
                 for a in self.alternatives
             ],
             "elapsed_s": self.elapsed_s,
+            "probabilities": self.probabilities,
         }
 
     @classmethod
@@ -77,16 +84,21 @@ class TokenStep:
             position=int(data["position"]),
             token_id=int(data["token_id"]),
             text=str(data["text"]),
-            prob=float(data["prob"]),
-            raw_prob=float(data["raw_prob"]),
-            entropy=float(data["entropy"]),
-            raw_entropy=float(data["raw_entropy"]),
+            prob=_number(data["prob"]),
+            raw_prob=_number(data["raw_prob"]),
+            entropy=_number(data["entropy"]),
+            raw_entropy=_number(data["raw_entropy"]),
             alternatives=tuple(
-                Alternative(int(a["token_id"]), str(a["text"]), float(a["prob"]), float(a["raw_prob"]))
+                Alternative(int(a["token_id"]), str(a["text"]), _number(a["prob"]), _number(a["raw_prob"]))
                 for a in data["alternatives"]
             ),
             elapsed_s=float(data.get("elapsed_s") or 0.0),
+            probabilities=str(data.get("probabilities") or "local"),
         )
+
+
+def _number(value: Any) -> float | None:
+    return None if value is None else float(value)
 
 
 @dataclass(frozen=True)

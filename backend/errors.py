@@ -52,6 +52,10 @@ class ModelLoadError(PlaygroundError):
     """Loading the model failed (corrupt weights, bad config...). Other models keep working."""
 
 
+class RemoteModelError(PlaygroundError):
+    """A model served by a remote engine was asked for what needs its weights here (its logits)."""
+
+
 class TaskMismatchError(PlaygroundError):
     """A model was asked to do a task its registry entry does not declare."""
 

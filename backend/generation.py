@@ -55,6 +55,7 @@ class FinishReason:
     LENGTH = "length"  # max_new_tokens reached
     STOP_SEQUENCE = "stop_sequence"  # one of the stop sequences appeared (cut from the text)
     CANCELLED = "cancelled"  # Stop was pressed; the partial output is kept
+    STOP = "stop"  # a remote engine ended it at an end token or a stop sequence, without saying which
 
 
 @dataclass(frozen=True)
@@ -79,6 +80,7 @@ class GenerationResult:
     max_context: int = 0  # tokens the model reads at most (the registry's max_context)
     context_used: int = 0  # of those, what the run filled (a decoder: prompt + new tokens; a seq2seq model: its source)
     beam_tree: BeamTree | None = None  # beam search: the hypotheses it weighed
+    remote: dict[str, Any] | None = None  # a remote engine's run: engine, base_url, model, probabilities, timings
 
     @property
     def text(self) -> str:

@@ -26,7 +26,10 @@ from backend.history import EXPORT_FORMATS, HistoryQuery, export_csv, export_jso
 from backend.inspect.service import Inspector
 from backend.metrics import RunMetrics
 from backend.params import DecodingParams
-from backend.registry import LoadedModel, ModelRegistry, ModelSpec, ProgressFn, Task, load_specs
+from backend.processors import build_chain
+from backend.registry import LoadedModel, ModelRegistry, ModelSpec, ProgressFn, Task, load_specs, require_local
+from backend.remote import check_fields, run_remote
+from backend.remote import prepare_params as prepare_remote_params
 from backend.replay import Replay, replay_run
 from backend.runlog import RunLog, RunRecord, RunRecorder, RunStatus, add_run, interrupt_unfinished
 from backend.settings import Settings
@@ -90,6 +93,7 @@ class GenerationRun:
             "params": result.params.to_dict(),
             **result.cost_json(),
             "beam_tree": None if result.beam_tree is None else result.beam_tree.to_json(),
+            "remote": result.remote,
         }
 
 
@@ -165,7 +169,7 @@ class Playground:
         """A special token of a model's tokenizer (e.g. its mask token) without loading the
         model: from the loaded tokenizer if it is loaded, else from a local tokenizer_config.json."""
         spec = self.registry.specs.get(model)
-        if spec is None:
+        if spec is None or spec.remote is not None:
             return None
         if self.registry.is_loaded(model):
             return getattr(self.registry.get(model).tokenizer, name, None)
@@ -207,21 +211,25 @@ class Playground:
                 text = require_text(input_name, prompt)
                 decoding = DecodingParams.from_mapping(params)
                 record["params"] = decoding.to_dict()
-                loaded = self.registry.get(model, task, progress)
-                truncate = task is not Task.TEXT_GENERATION  # summaries and translations cut a long input
-                prepared = self.engine.prepare(loaded, loaded.spec.prefix + text, decoding, truncate_input=truncate)
-                record.update(params=prepared.params.to_dict(), seed=prepared.params.seed)
-                prompt_tokens = prepared.prompt_tokens
+                spec = self.registry.spec(model, task)
+                if spec.remote is not None:  # a remote engine (backend.remote): no weights here
+                    applied = prepare_remote_params(decoding)
+                    check_fields(spec.remote, applied)
+                    started_json = _generation_result(build_chain(applied, prompt_length=0, eos_token_ids=()).names, (), ())
+                    events = run_remote(spec.remote, spec.prefix + text, applied, cancel, spec.max_context)
+                else:
+                    loaded = self.registry.get(model, task, progress)
+                    truncate = task is not Task.TEXT_GENERATION  # summaries and translations cut a long input
+                    prepared = self.engine.prepare(loaded, loaded.spec.prefix + text, decoding, truncate_input=truncate)
+                    applied, prompt_tokens = prepared.params, prepared.prompt_tokens
+                    started_json = _generation_result(prepared.chain.names, prepared.notes, prepared.input_token_ids)
+                    events = self.engine.run(loaded, prepared, cancel)
+                record.update(params=applied.to_dict(), seed=applied.seed)
                 recorder = RunRecorder(
                     self.runlog,
-                    RunRecord(
-                        status=RunStatus.RUNNING,
-                        result=_generation_result(prepared.chain.names, prepared.notes, prepared.input_token_ids),
-                        metrics={"prompt_tokens": prepared.prompt_tokens},
-                        **record,
-                    ),
+                    RunRecord(status=RunStatus.RUNNING, result=started_json, metrics={"prompt_tokens": prompt_tokens or None}, **record),
                 )
-                for event in self.engine.run(loaded, prepared, cancel):
+                for event in events:
                     if isinstance(event, TokenEvent):
                         steps.append(event.step)
                         recorder.add(event.step)
@@ -236,6 +244,8 @@ class Playground:
                     result_json.update(kv_cache=cost["kv_cache"], context=cost["context"])
                     if result.beam_tree is not None:
                         result_json["beam_tree"] = result.beam_tree.to_json()
+                    if result.remote is not None:
+                        result_json["remote"] = result.remote
                     run_id = recorder.end(
                         status,
                         result.steps,
@@ -292,6 +302,7 @@ class Playground:
             spec = self.registry.spec(model) if isinstance(model, str) and model else None
             if spec is None or spec.task not in GENERATIVE_TASKS:
                 raise ParameterError("model", "a text generation, summarization or translation model", model)
+            require_local(spec, "the comparison (it reads both runs' logits)")
             input_name = "prompt" if spec.task is Task.TEXT_GENERATION else "text"
             record.update(task=spec.task.value, input={input_name: prompt})
             require_text(input_name, prompt)

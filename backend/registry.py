@@ -24,7 +24,15 @@ import torch
 import yaml
 from huggingface_hub import try_to_load_from_cache
 
-from backend.errors import ModelLoadError, ModelUnavailableError, SpecError, TaskMismatchError, UnknownModelError
+from backend.errors import (
+    ModelLoadError,
+    ModelUnavailableError,
+    RemoteModelError,
+    SpecError,
+    TaskMismatchError,
+    UnknownModelError,
+)
+from backend.remote import RemoteSource, parse_source
 from backend.settings import REPO_ROOT
 
 log = logging.getLogger(__name__)
@@ -72,9 +80,12 @@ class ModelSpec:
     package: str | None = None  # or "package_name/folder": a model an installed package carries
     trained: bool = True  # False: an untrained model that shows the mechanics, not the answers
     options: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
+    remote: RemoteSource | None = None  # or a remote engine behind an OpenAI-compatible API
 
     @property
     def source(self) -> str:
+        if self.remote is not None:
+            return self.remote.label
         if self.package is not None:
             return f"package {self.package}"
         if self.path is not None:
@@ -137,13 +148,19 @@ def parse_spec(raw: object, index: int, root: Path = REPO_ROOT) -> ModelSpec:
         raise _spec_error(entry, "options", "a mapping", options)
 
     source = raw.get("source")
-    if not isinstance(source, dict) or len({"path", "hub", "package"} & set(source)) != 1:
-        raise _spec_error(entry, "source", "a mapping with exactly one of 'path', 'hub' or 'package'", source)
-    extra = sorted(set(source) - {"path", "hub", "package", "revision"})
+    if not isinstance(source, dict) or len({"path", "hub", "package", "openai"} & set(source)) != 1:
+        raise _spec_error(entry, "source", "a mapping with exactly one of 'path', 'hub', 'package' or 'openai'", source)
+    extra = sorted(set(source) - {"path", "hub", "package", "openai", "revision"})
     if extra:
-        raise _spec_error(entry, f"source.{extra[0]}", "one of path, hub, package, revision", extra[0])
-    path = hub_id = revision = package = None
-    if "package" in source:
+        raise _spec_error(entry, f"source.{extra[0]}", "one of path, hub, package, openai, revision", extra[0])
+    path = hub_id = revision = package = remote = None
+    if "openai" in source:
+        if task is not Task.TEXT_GENERATION:
+            raise _spec_error(entry, "task", "text-generation for a remote engine (source.openai)", task.value)
+        if "revision" in source:
+            raise _spec_error(entry, "source.revision", "absent for a remote engine", source["revision"])
+        remote = parse_source(entry, source["openai"])
+    elif "package" in source:
         path = _package_folder(entry, source["package"])
         package = source["package"].strip("/")
     elif "path" in source:
@@ -172,6 +189,7 @@ def parse_spec(raw: object, index: int, root: Path = REPO_ROOT) -> ModelSpec:
         package=package,
         trained=trained,
         options=MappingProxyType(dict(options)),
+        remote=remote,
     )
 
 
@@ -215,6 +233,16 @@ class LoadedModel:
     tokenizer: Any  # a transformers tokenizer
     device: torch.device
     load_seconds: float
+
+
+def require_local(spec: ModelSpec, what: str) -> None:
+    """A remote model has no weights here: what needs them (its logits, attention, hidden states,
+    its tokenizer) works on local models only."""
+    if spec.remote is not None:
+        raise RemoteModelError(
+            f"model {spec.name!r} runs on a remote engine ({spec.remote.label}): {what} needs the model's weights "
+            f"on this machine (its logits), so it works on local models only."
+        )
 
 
 def _auto_class(spec: ModelSpec) -> Any:
@@ -266,6 +294,8 @@ class ModelRegistry:
         return [s for s in self.specs.values() if s.task is task]
 
     def availability(self, spec: ModelSpec) -> Availability:
+        if spec.remote is not None:  # (not probed here: listing the models stays instant)
+            return Availability(True, f"served by {spec.remote.label}")
         if spec.name in self._failures:
             return Availability(False, f"failed to load: {self._failures[spec.name]}")
         if spec.path is not None:
@@ -295,6 +325,7 @@ class ModelRegistry:
         """A model's tokenizer: the loaded model's, or the tokenizer alone when the model is not
         loaded (its weights are not read; the last few stay cached)."""
         spec = self.spec(name)
+        require_local(spec, "its tokenizer")
         with self._lock:
             if name in self._loaded:
                 return self._loaded[name].tokenizer
@@ -328,6 +359,7 @@ class ModelRegistry:
     def get(self, name: str, task: Task | None = None, progress: ProgressFn | None = None) -> LoadedModel:
         """The loaded model, loading it first if needed (one load at a time per model)."""
         spec = self.spec(name, task)
+        require_local(spec, "this view")
         with self._lock:
             if name in self._loaded:
                 self._loaded.move_to_end(name)

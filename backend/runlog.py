@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import enum
 import json
+import logging
 import math
 import time
 from collections.abc import Sequence
@@ -27,6 +28,8 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, rela
 from sqlalchemy.types import TypeDecorator
 
 from backend.capture import TokenStep
+
+log = logging.getLogger(__name__)
 
 
 class RunStatus(enum.Enum):
@@ -109,7 +112,9 @@ class Run(Base):
 
 
 #: The columns of a token step that TokenStep.to_dict names too.
-_STEP_FIELDS = ("position", "token_id", "text", "prob", "raw_prob", "entropy", "raw_entropy", "alternatives", "elapsed_s")
+_STEP_FIELDS = (
+    "position", "token_id", "text", "prob", "raw_prob", "entropy", "raw_entropy", "alternatives", "elapsed_s", "probabilities",
+)
 
 
 class TokenStepRow(Base):
@@ -120,12 +125,15 @@ class TokenStepRow(Base):
     position: Mapped[int] = mapped_column(Integer)
     token_id: Mapped[int] = mapped_column(Integer)
     text: Mapped[str] = mapped_column(LogText)
-    prob: Mapped[float] = mapped_column(Float)  # under the distribution sampled from
-    raw_prob: Mapped[float] = mapped_column(Float)  # under softmax(raw logits)
-    entropy: Mapped[float] = mapped_column(Float)  # bits, sampled distribution
-    raw_entropy: Mapped[float] = mapped_column(Float)  # bits, raw distribution
+    # (empty where a remote engine does not report that distribution: see `probabilities`)
+    prob: Mapped[float | None] = mapped_column(Float)  # under the distribution sampled from
+    raw_prob: Mapped[float | None] = mapped_column(Float)  # under softmax(raw logits)
+    entropy: Mapped[float | None] = mapped_column(Float)  # bits, sampled distribution
+    raw_entropy: Mapped[float | None] = mapped_column(Float)  # bits, raw distribution
     alternatives: Mapped[list[dict[str, Any]]] = mapped_column(JSON)
     elapsed_s: Mapped[float | None] = mapped_column(Float)  # seconds from the run's start to this token
+    # local (both measured here), raw or processed (what a remote engine reported), none; empty = local
+    probabilities: Mapped[str | None] = mapped_column(LogString(16))
 
     def to_step(self) -> TokenStep:
         """The step as the engine streamed it (for views drawn again from the log)."""
@@ -217,6 +225,7 @@ def add_steps(session: Session, run_id: int, steps: Sequence[TokenStep]) -> None
                 "raw_entropy": s.raw_entropy,
                 "alternatives": s.to_dict()["alternatives"],
                 "elapsed_s": s.elapsed_s,
+                "probabilities": s.probabilities,
             }
             for s in steps
         ],
@@ -337,7 +346,9 @@ class RunLog:
 
 def _add_missing_columns(connection: Any) -> None:
     """A run log written by an older version lacks the columns added since (create_all only
-    creates missing tables): add them, empty. Columns are only ever added, never changed."""
+    creates missing tables): add them, empty. Columns are only ever added, or allowed to be
+    empty where they had to be filled (a remote engine reports one distribution of two)."""
+    _allow_empty(connection)
     existing = inspect(connection)
     for table in Base.metadata.sorted_tables:
         present = {column["name"] for column in existing.get_columns(table.name)}
@@ -348,6 +359,30 @@ def _add_missing_columns(connection: Any) -> None:
         for index in table.indexes:
             if added & {column.name for column in index.columns}:
                 index.create(connection)
+
+
+def _allow_empty(connection: Any) -> None:
+    """Columns that may now be empty but were created NOT NULL: PostgreSQL drops the constraint;
+    SQLite, which cannot alter a column, copies the table into one of today's layout."""
+    existing = inspect(connection)
+    for table in Base.metadata.sorted_tables:
+        columns = existing.get_columns(table.name)
+        strict = [c["name"] for c in columns if not c["nullable"] and c["name"] in table.columns
+                  and table.columns[c["name"]].nullable and not table.columns[c["name"]].primary_key]
+        if not strict:
+            continue
+        if connection.dialect.name == "postgresql":
+            for name in strict:
+                connection.execute(sql_text(f'ALTER TABLE {table.name} ALTER COLUMN "{name}" DROP NOT NULL'))
+            continue
+        present = ", ".join(f'"{c["name"]}"' for c in columns if c["name"] in table.columns)
+        for index in existing.get_indexes(table.name):
+            connection.execute(sql_text(f'DROP INDEX "{index["name"]}"'))
+        connection.execute(sql_text(f"ALTER TABLE {table.name} RENAME TO {table.name}_before"))
+        table.create(connection)
+        connection.execute(sql_text(f"INSERT INTO {table.name} ({present}) SELECT {present} FROM {table.name}_before"))
+        connection.execute(sql_text(f"DROP TABLE {table.name}_before"))
+        log.info("run log: %s copied into today's layout (%s may be empty now)", table.name, ", ".join(strict))
 
 
 def _json_dumps(value: Any) -> str:

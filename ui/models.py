@@ -28,7 +28,20 @@ def describe_model(playground: Playground, name: str | None) -> str:
     ]
     if not spec.trained:
         lines.append("**untrained: shows the mechanics, not the answers.**")
+    if spec.remote is not None:
+        lines.append(remote_line(spec.remote.engine, spec.remote.probabilities))
     return "\n\n".join(lines)
+
+
+def remote_line(engine: str, probabilities: str) -> str:
+    """What a model on a remote engine shows, and what it cannot."""
+    which = "raw (the model's softmax)" if probabilities == "raw" else "processed (after the engine's sampling chain)"
+    return (
+        f"**Remote engine ({md_text(engine)}):** each token's probability and its alternatives are the engine's "
+        f"{which} logprobs; the other distribution is not reported. What needs the model's logits works on local "
+        "models only: the stage waterfall, attention and the logit lens (token inspector), the comparison, beams, "
+        "the KV cache and the throughput lab. Fields the engine cannot honour are refused by name."
+    )
 
 
 def model_dropdown(

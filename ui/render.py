@@ -18,10 +18,34 @@ from backend.capture import TokenStep
 from backend.metrics import RunMetrics
 
 
-def probability_colour(prob: float) -> str:
-    """Red (unlikely) -> amber -> green (likely), light enough to read black text on."""
+def probability_colour(prob: float | None) -> str:
+    """Red (unlikely) -> amber -> green (likely), light enough to read black text on; grey when
+    the probability is not known (an engine that reported none)."""
+    if prob is None:
+        return "#e5e7eb"
     hue = max(0.0, min(1.0, prob)) * 120.0
     return f"hsl({hue:.0f}, 75%, 82%)"
+
+
+def _num(value: float | None, digits: int = 3) -> str:
+    """A probability or an entropy as shown; "n/a" where it was not reported (a remote engine
+    gives one of the two distributions, backend.remote)."""
+    return "n/a" if value is None else f"{value:.{digits}f}"
+
+
+def shown_prob(step: TokenStep) -> float | None:
+    """The probability a token is coloured by: under the distribution it was drawn from, or the
+    raw one where that is all an engine reported."""
+    return step.prob if step.prob is not None else step.raw_prob
+
+
+#: What a step's probabilities are, in words (TokenStep.probabilities).
+PROBABILITY_WORDS = {
+    "local": "both measured here",
+    "raw": "the engine's raw probabilities (the model softmax); the sampled distribution is not reported",
+    "processed": "the engine's processed probabilities (after its sampling chain); the raw ones are not reported",
+    "none": "the engine reported no probabilities",
+}
 
 
 _MARKDOWN_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|~])")
@@ -55,8 +79,8 @@ def tokens_html(prompt: str, steps: Sequence[TokenStep], status: str = "", marke
     ]
     for step in steps:
         title = (
-            f"#{step.position} token {step.token_id}: p={step.prob:.3f} (raw {step.raw_prob:.3f}), "
-            f"entropy {step.entropy:.2f} bits"
+            f"#{step.position} token {step.token_id}: p={_num(step.prob)} (raw {_num(step.raw_prob)}), "
+            f"entropy {_num(step.entropy, 2)} bits"
         )
         mark = ""
         if step.position == marked:
@@ -65,7 +89,7 @@ def tokens_html(prompt: str, steps: Sequence[TokenStep], status: str = "", marke
         outline = "; outline: 2px solid #dc2626" if mark else ""
         parts.append(
             f'<span class="tok{mark}" title="{html.escape(title)} (click to inspect)" data-pos="{step.position}" '
-            f'data-p="{step.prob:.4f}" style="background: {probability_colour(step.prob)}; color: #111; '
+            f'data-p="{_num(shown_prob(step), 4)}" style="background: {probability_colour(shown_prob(step))}; color: #111; '
             f'border-radius: 3px; padding: 1px 0; margin: 0 1px; cursor: pointer{outline}">{_visible(step.text)}</span>'
         )
     if marked is not None and marked >= len(steps):
@@ -79,13 +103,15 @@ def tokens_html(prompt: str, steps: Sequence[TokenStep], status: str = "", marke
 def _hover(step: TokenStep) -> str:
     lines = [
         f"<b>#{step.position}</b> {plotly_text(repr(step.text))}",
-        f"p sampled {step.prob:.3f} · p raw {step.raw_prob:.3f}",
-        f"entropy {step.entropy:.2f} bits (raw {step.raw_entropy:.2f})",
+        f"p sampled {_num(step.prob)} · p raw {_num(step.raw_prob)}",
+        f"entropy {_num(step.entropy, 2)} bits (raw {_num(step.raw_entropy, 2)})",
         "alternatives (p sampled / p raw):",
     ]
+    if step.probabilities != "local":
+        lines.insert(1, plotly_text(PROBABILITY_WORDS.get(step.probabilities, step.probabilities)))
     for alt in step.alternatives:
-        mark = "▶ " if alt.token_id == step.token_id else "   "
-        lines.append(f"{mark}{plotly_text(repr(alt.text))}  {alt.prob:.3f} / {alt.raw_prob:.3f}")
+        mark = "▶ " if alt.token_id == step.token_id and alt.text == step.text else "   "
+        lines.append(f"{mark}{plotly_text(repr(alt.text))}  {_num(alt.prob)} / {_num(alt.raw_prob)}")
     return "<br>".join(lines)
 
 
@@ -106,20 +132,25 @@ def probability_chart(steps: Sequence[TokenStep], title: str = "", *, hover: boo
     distribution, and the entropy of the sampled distribution (bits, right axis), as plotly's
     figure JSON. `hover` False leaves out the alternatives (a lighter chart while tokens stream)."""
     x = [s.position for s in steps]
-    hover_text = [_hover(s) for s in steps] if hover else [f"#{s.position} p {s.prob:.3f}" for s in steps]
+    hover_text = [_hover(s) for s in steps] if hover else [f"#{s.position} p {_num(shown_prob(s))}" for s in steps]
+    sampled, raw = [s.prob for s in steps], [s.raw_prob for s in steps]
+    # a remote engine reports one distribution: the hover goes with the line that is there
+    hover_on_raw = bool(steps) and all(p is None for p in sampled)
+    with_hover = {"customdata": hover_text, "hovertemplate": "%{customdata}<extra></extra>"}
     data = [
         {
             "type": "bar", "x": x, "y": [s.entropy for s in steps], "name": "entropy (bits)", "yaxis": "y2",
             "marker": {"color": "rgba(148, 163, 184, 0.35)"}, "hoverinfo": "skip",
         },
         {
-            "type": "scatter", "x": x, "y": [s.prob for s in steps], "name": "p chosen (sampled distribution)",
-            "mode": "lines+markers", "line": {"color": "#2563eb"}, "customdata": hover_text,
-            "hovertemplate": "%{customdata}<extra></extra>",
+            "type": "scatter", "x": x, "y": sampled,
+            "name": "p chosen (sampled distribution)" + (" · not reported by the engine" if hover_on_raw else ""),
+            "mode": "lines+markers", "line": {"color": "#2563eb"}, **({"hoverinfo": "skip"} if hover_on_raw else with_hover),
         },
         {
-            "type": "scatter", "x": x, "y": [s.raw_prob for s in steps], "name": "p chosen (raw model)",
-            "mode": "lines+markers", "line": {"color": "#f97316", "dash": "dot"}, "hoverinfo": "skip",
+            "type": "scatter", "x": x, "y": raw,
+            "name": "p chosen (raw model)" + (" · not reported by the engine" if steps and all(p is None for p in raw) else ""),
+            "mode": "lines+markers", "line": {"color": "#f97316", "dash": "dot"}, **(with_hover if hover_on_raw else {"hoverinfo": "skip"}),
         },
     ]
     layout = {

@@ -27,7 +27,7 @@ GOOD = {
         ({"family": "transformer"}, "entry 'm': family must be one of decoder, encoder, encoder-decoder, got 'transformer'."),
         ({"max_context": 0}, "entry 'm': max_context must be an integer >= 8, got 0."),
         ({"dtype": "int4"}, "entry 'm': dtype must be one of auto, float32, float16, bfloat16, got 'int4'."),
-        ({"source": {"path": "a", "hub": "b/c"}}, "entry 'm': source must be a mapping with exactly one of 'path', 'hub' or 'package'"),
+        ({"source": {"path": "a", "hub": "b/c"}}, "entry 'm': source must be a mapping with exactly one of 'path', 'hub', 'package' or 'openai'"),
         ({"source": {"hub": "a/b/c"}}, "entry 'm': source.hub must be a Hub id like 'owner/name', got 'a/b/c'."),
         ({"description": ""}, "entry 'm': description must be a non-empty string, got ''."),
         ({"colour": "red"}, "entry 'm': colour must be one of"),

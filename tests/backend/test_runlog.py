@@ -105,3 +105,40 @@ def test_two_app_processes_writing_to_one_postgresql_database_lose_nothing(postg
             ).all()
             assert sorted(c for _, c in counts) == [steps] * runs
     runlog.dispose()
+
+
+def test_a_run_log_of_an_older_layout_takes_steps_with_one_distribution(db_url: str) -> None:
+    """Run logs written before remote engines have NOT NULL probability columns and no
+    `probabilities` column: opening one relaxes and adds them, and keeps every row."""
+    from sqlalchemy import create_engine, text
+
+    old = create_engine(db_url)
+    key = "SERIAL PRIMARY KEY" if db_url.startswith("postgresql") else "INTEGER PRIMARY KEY"
+    with old.begin() as connection:
+        connection.execute(text(
+            f"CREATE TABLE runs (id {key}, owner VARCHAR(80), task VARCHAR(64) NOT NULL, model VARCHAR(200) NOT NULL,"
+            " status VARCHAR(16) NOT NULL, created_at TIMESTAMP, input JSON, params JSON)"
+        ))
+        connection.execute(text(
+            f"CREATE TABLE token_steps (id {key}, run_id INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE,"
+            " position INTEGER NOT NULL, token_id INTEGER NOT NULL, text TEXT NOT NULL, prob FLOAT NOT NULL,"
+            " raw_prob FLOAT NOT NULL, entropy FLOAT NOT NULL, raw_entropy FLOAT NOT NULL, alternatives JSON NOT NULL)"
+        ))
+        connection.execute(text("CREATE INDEX ix_token_steps_run_id ON token_steps (run_id)"))
+        connection.execute(text("INSERT INTO runs (id, task, model, status) VALUES (100, 'text-generation', 'm', 'ok')"))
+        connection.execute(text(
+            "INSERT INTO token_steps (id, run_id, position, token_id, text, prob, raw_prob, entropy, raw_entropy, alternatives)"
+            " VALUES (100, 100, 0, 7, 'old', 0.5, 0.4, 1.0, 1.2, '[]')"
+        ))
+    old.dispose()
+    runlog = RunLog(db_url)
+    remote = TokenStep(position=0, token_id=3, text="new", prob=None, raw_prob=0.25, entropy=None, raw_entropy=None,
+                       alternatives=(), elapsed_s=0.1, probabilities="raw")
+    with runlog.session() as session, session.begin():
+        run_id = add_run(session, RunRecord(task="text-generation", model="r", status=RunStatus.OK, input={}, params={},
+                                            steps=(remote,)))
+    with runlog.session() as session:
+        assert session.get(Run, run_id).steps[0].to_step() == remote
+        kept = session.get(Run, 100).steps[0].to_step()
+        assert (kept.text, kept.prob, kept.raw_prob, kept.probabilities) == ("old", 0.5, 0.4, "local")
+    runlog.dispose()

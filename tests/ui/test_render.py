@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from backend.capture import Alternative, TokenStep
 from backend.metrics import RunMetrics
-from ui.render import metrics_markdown, probability_figure, tokens_html
+from ui.render import metrics_markdown, probability_chart, probability_figure, tokens_html
 
 
 def step(position: int, text: str, prob: float = 0.5) -> TokenStep:
@@ -56,3 +56,16 @@ def test_an_unknown_model_typed_into_the_picker_is_described_as_text(playground)
 
     shown = describe_model(playground, '<img src="http://example.invalid/x.png"> ![i](http://e.invalid)')
     assert "<img" not in shown and "![i]" not in shown and shown.startswith("model must be one of")
+
+
+def test_a_remote_step_with_one_distribution_renders_without_numbers_it_lacks() -> None:
+
+    step = TokenStep(position=0, token_id=5, text="<b>", prob=None, raw_prob=0.4, entropy=None, raw_entropy=None,
+                     alternatives=(Alternative(5, "<b>", None, 0.4),), elapsed_s=0.1, probabilities="raw")
+    page = tokens_html("p", [step])
+    assert "&lt;b&gt;" in page and "<b>" not in page.replace('<span class="prompt"', "")
+    assert 'data-p="0.4000"' in page and "p=n/a (raw 0.400)" in page
+    chart = probability_chart([step])
+    sampled, raw = chart["data"][1], chart["data"][2]
+    assert sampled["y"] == [None] and "not reported" in sampled["name"] and sampled["hoverinfo"] == "skip"
+    assert raw["y"] == [0.4] and "raw probabilities" in raw["customdata"][0] and "n/a / 0.400" in raw["customdata"][0]
