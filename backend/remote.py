@@ -68,6 +68,7 @@ class RemoteSource:
     api_key_env: str | None = None  # the environment variable that holds the key (never the key)
     probabilities: str = "raw"  # what the engine's logprobs are
     timeout_s: float = 60.0
+    prompt_logprobs: bool = False  # ask for the prompt's own logprobs too (OpenAI's echo; not llama.cpp)
 
     @property
     def label(self) -> str:
@@ -111,7 +112,12 @@ def parse_source(entry: str, raw: object) -> RemoteSource:
     timeout = raw.get("timeout_s", 60.0)
     if not isinstance(timeout, (int, float)) or isinstance(timeout, bool) or not 1 <= timeout <= 3600:
         raise bad("timeout_s", "seconds in [1, 3600]", timeout)
-    return RemoteSource(base_url.rstrip("/"), model.strip(), engine, key, probabilities, float(timeout))
+    prompt_logprobs = raw.get("prompt_logprobs", False)
+    if not isinstance(prompt_logprobs, bool):
+        raise bad("prompt_logprobs", "true or false", prompt_logprobs)
+    if prompt_logprobs and engine == "llama.cpp":
+        raise bad("prompt_logprobs", "false for llama.cpp (its server refuses echo)", prompt_logprobs)
+    return RemoteSource(base_url.rstrip("/"), model.strip(), engine, key, probabilities, float(timeout), prompt_logprobs)
 
 
 # -- the request ------------------------------------------------------------------------------
@@ -172,6 +178,8 @@ def request_body(source: RemoteSource, prompt: str, params: DecodingParams, max_
     }
     if params.stop_sequences:
         body["stop"] = list(params.stop_sequences)
+    if source.prompt_logprobs:  # the prompt comes back first, with its tokens' logprobs
+        body["echo"] = True
     engine = source.engine
     if engine != "openai":
         body.update(top_k=params.top_k, min_p=params.min_p, repetition_penalty=params.repetition_penalty)
@@ -211,6 +219,7 @@ class RemoteToken:
     text: str
     prob: float | None
     alternatives: tuple[tuple[int, str, float], ...]
+    text_offset: int | None = None  # OpenAI's legacy form: where the token starts in prompt + completion
 
 
 def _p(entry: Mapping[str, Any], log_key: str, prob_key: str) -> float | None:
@@ -247,14 +256,37 @@ def parse_logprobs(logprobs: object) -> list[RemoteToken]:
     tokens = logprobs.get("tokens") or []
     values = logprobs.get("token_logprobs") or [None] * len(tokens)
     tops = logprobs.get("top_logprobs") or [None] * len(tokens)
+    offsets = logprobs.get("text_offset") or [None] * len(tokens)
     out = []
-    for token, value, top in zip(tokens, values, tops):
+    for token, value, top, offset in zip(tokens, values, tops, offsets):
         alternatives = tuple(
             (_token_id({"token": t}), t, math.exp(v)) for t, v in sorted((top or {}).items(), key=lambda kv: -kv[1])
         )
         prob = None if value is None else math.exp(float(value))
-        out.append(RemoteToken(_token_id({"token": token}), str(token), prob, alternatives))
+        out.append(RemoteToken(_token_id({"token": token}), str(token), prob, alternatives, offset))
     return out
+
+
+def split_echo(prompt: str, delta: str, tokens: list[RemoteToken]) -> tuple[str, list[RemoteToken], list[RemoteToken]]:
+    """The first chunk of an echoed completion: (its completion text, the prompt's tokens, the
+    completion's tokens). Tokens that start inside the prompt (text_offset) are the prompt's."""
+    if not delta.startswith(prompt):
+        raise RemoteEngineError("the engine was asked to echo the prompt (prompt_logprobs) and did not.")
+    inside = [t for t in tokens if t.text_offset is not None and t.text_offset < len(prompt)]
+    return delta[len(prompt):], inside, tokens[len(inside):]
+
+
+def prompt_summary(tokens: list[RemoteToken]) -> dict[str, Any]:
+    """The prompt's logprobs as the API and the run log keep them, with the mean surprisal (bits)
+    of the tokens that have one (the first has none: nothing comes before it)."""
+    rows = [{"text": t.text, "token_id": t.token_id, "prob": t.prob} for t in tokens]
+    bits = [-math.log2(max(t.prob, 1e-45)) for t in tokens if t.prob is not None]
+    worst = max((t for t in tokens if t.prob is not None), key=lambda t: -math.log2(max(t.prob or 0, 1e-45)), default=None)
+    return {
+        "tokens": rows,
+        "mean_surprisal_bits": sum(bits) / len(bits) if bits else None,
+        "most_surprising": None if worst is None else {"text": worst.text, "prob": worst.prob},
+    }
 
 
 def step_of(token: RemoteToken, position: int, elapsed: float, probabilities: str) -> TokenStep:
@@ -362,8 +394,13 @@ def run_remote(source: RemoteSource, prompt: str, params: DecodingParams, cancel
     start = time.perf_counter()
     steps: list[TokenStep] = []
     times: list[float] = []
+    prompt_tokens_seen: list[RemoteToken] | None = None
     for delta, tokens in stream:
         now = time.perf_counter()
+        if source.prompt_logprobs and prompt_tokens_seen is None:
+            delta, prompt_tokens_seen, tokens = split_echo(prompt, delta, tokens)
+            if not delta and not tokens:
+                continue
         if not tokens and delta:  # an engine that sent no logprobs: the text, without evidence
             tokens = [RemoteToken(-1, delta, None, ())]
         for token in tokens:
@@ -373,6 +410,7 @@ def run_remote(source: RemoteSource, prompt: str, params: DecodingParams, cancel
             yield TokenEvent(step)
     end = time.perf_counter()
     answer = stream.answer or RemoteAnswer("".join(s.text for s in steps), None, None, {}, {})
+    text = answer.text[len(prompt):] if source.prompt_logprobs and answer.text.startswith(prompt) else answer.text
     if stream.cancelled:
         reason = FinishReason.CANCELLED
     elif answer.finish_reason == "length":
@@ -390,7 +428,7 @@ def run_remote(source: RemoteSource, prompt: str, params: DecodingParams, cancel
         start=start, token_times=times, end=end, prompt_tokens=prompt_tokens, peak_memory_bytes=None, memory_kind=None
     )
     notes = [
-        f"served by {source.label}; its per-token probabilities are the engine's {source.probabilities} ones "
+        f"served by the remote engine {source.engine}; its per-token probabilities are the engine's {source.probabilities} ones "
         f"({'the model softmax' if source.probabilities == 'raw' else 'after its sampling chain'}), the other distribution is not reported",
         "times measured at this app (the client), network included",
     ]
@@ -400,12 +438,19 @@ def run_remote(source: RemoteSource, prompt: str, params: DecodingParams, cancel
             f"the engine's own timings: prompt {t.get('prompt_n', '?')} tokens in {float(t.get('prompt_ms', 0)):.1f} ms, "
             f"{float(t.get('predicted_per_token_ms', 0)):.1f} ms per output token"
         )
-    sequence = GeneratedSequence(answer.text, tuple(s.token_id for s in steps), None, reason, tuple(steps))
+    prompt_json = None if prompt_tokens_seen is None else prompt_summary(prompt_tokens_seen)
+    if prompt_json is not None and prompt_json["mean_surprisal_bits"] is not None:
+        worst = prompt_json["most_surprising"]
+        notes.append(
+            f"the prompt's own logprobs (echo): mean surprisal {prompt_json['mean_surprisal_bits']:.2f} bits per token; "
+            f"the most surprising token {worst['text']!r} (p {worst['prob']:.4f})"
+        )
+    sequence = GeneratedSequence(text, tuple(s.token_id for s in steps), None, reason, tuple(steps))
     chain = build_chain(params, prompt_length=0, eos_token_ids=())
     result = GenerationResult(
         (sequence,), metrics, int(params.seed or 0), params, chain, tuple(notes), (), None,
         max_context, prompt_tokens + len(steps), None, remote={"engine": source.engine, "base_url": source.base_url,
                                                              "model": source.model, "probabilities": source.probabilities,
-                                                             "timings": dict(answer.timings)},
+                                                             "timings": dict(answer.timings), "prompt_logprobs": prompt_json},
     )
     yield GenerationDone(result)

@@ -175,7 +175,7 @@ def _ms(seconds: float | None) -> str:
 
 
 def metrics_markdown(metrics: RunMetrics, *, seed: int, finish_reason: str, chain: str, notes: Sequence[str] = ()) -> str:
-    memory = "peak RSS" if metrics.memory_kind == "rss" else "peak CUDA memory"
+    memory = {"rss": "peak RSS", "cuda_max_allocated": "peak CUDA memory"}.get(metrics.memory_kind or "", "peak memory (not measured: a remote engine)")
     rate = "n/a" if metrics.tokens_per_s is None else f"{metrics.tokens_per_s:.1f} tokens/s"
     line = (
         f"**TTFT** {_ms(metrics.ttft_s)} · **TPOT** {_ms(metrics.tpot_s)} · **throughput** {rate} · "

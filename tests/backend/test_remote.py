@@ -160,3 +160,84 @@ def test_a_remote_step_carries_one_distribution_and_says_which() -> None:
     assert (processed.prob, processed.raw_prob) == (pytest.approx(0.5), None)
     again = type(raw).from_dict(raw.to_dict())
     assert again == raw and raw.to_dict()["probabilities"] == "raw"
+
+
+class _VllmShapedEngine:
+    """A loopback HTTP server that answers /v1/completions as vLLM streams an echoed completion
+    (vllm/entrypoints/openai/serving_completion.py: the first chunk carries the prompt and its
+    logprobs, the first of them null, with text offsets into prompt + completion; then one token
+    per chunk; then the usage). vLLM itself cannot run on this CPU offline: this replays its
+    answer's shape, to check that the client splits the prompt from the completion."""
+
+    def __init__(self) -> None:
+        import http.server
+        import json as json_module
+        import threading
+
+        self.requests: list[dict] = []
+        engine = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_POST(self) -> None:  # noqa: N802 (http.server's name)
+                body = json_module.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                engine.requests.append(body)
+                prompt = body["prompt"]
+                lp = math.log
+                chunks = [
+                    {"text": prompt + " one", "logprobs": {
+                        "tokens": ["The", " cat", " one"], "token_logprobs": [None, lp(0.01), lp(0.5)],
+                        "top_logprobs": [None, {" cat": lp(0.01), " dog": lp(0.2)}, {" one": lp(0.5)}],
+                        "text_offset": [0, 3, len(prompt)]}},
+                    {"text": " two", "logprobs": {"tokens": [" two"], "token_logprobs": [lp(0.25)],
+                                                  "top_logprobs": [{" two": lp(0.25)}], "text_offset": [len(prompt) + 4]}},
+                ]
+                self.send_response(200)
+                self.send_header("Content-Type", "text/event-stream")
+                self.end_headers()
+                for i, chunk in enumerate(chunks):
+                    choice = {"index": 0, **chunk, "finish_reason": "length" if i == 1 else None, "stop_reason": None}
+                    self.wfile.write(f"data: {json_module.dumps({'choices': [choice]})}\n\n".encode())
+                usage = {"choices": [], "usage": {"prompt_tokens": 2, "completion_tokens": 2}}
+                self.wfile.write(f"data: {json_module.dumps(usage)}\n\ndata: [DONE]\n\n".encode())
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+        self.base_url = f"http://127.0.0.1:{self.server.server_address[1]}/v1"
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def test_prompt_logprobs_from_an_echoed_stream() -> None:
+    import threading
+
+    from backend.generation import GenerationDone
+    from backend.remote import run_remote
+
+    engine = _VllmShapedEngine()
+    try:
+        remote = RemoteSource(engine.base_url, "m", "vllm", None, "raw", 10.0, True)
+        events = list(run_remote(remote, "The cat", DecodingParams(max_new_tokens=2, seed=1), threading.Event(), 64))
+    finally:
+        engine.close()
+    assert engine.requests[0]["echo"] is True and engine.requests[0]["logprobs"] == 5
+    steps = [e.step for e in events[:-1]]
+    assert [s.text for s in steps] == [" one", " two"] and steps[0].raw_prob == pytest.approx(0.5)
+    result = events[-1].result
+    assert isinstance(events[-1], GenerationDone) and result.text == " one two"
+    prompt = result.remote["prompt_logprobs"]
+    assert [t["text"] for t in prompt["tokens"]] == ["The", " cat"] and prompt["tokens"][0]["prob"] is None
+    assert prompt["mean_surprisal_bits"] == pytest.approx(-math.log2(0.01))
+    assert prompt["most_surprising"]["text"] == " cat"
+    assert any("mean surprisal 6.64 bits" in note for note in result.notes)
+    assert result.metrics.prompt_tokens == 2 and result.finish_reason == "length"
+
+
+def test_llama_cpp_cannot_echo_the_prompt() -> None:
+    with pytest.raises(SpecError, match="prompt_logprobs must be false for llama.cpp"):
+        source("llama.cpp", prompt_logprobs=True)

@@ -49,6 +49,8 @@ def test_cost_html_of_a_run_without_cache_a_beam_run_and_a_seq2seq_run() -> None
     assert "500.0 ms in all (beam search" in beams
     seq2seq = cost_html(run_json(context={"used": 20, "max": 64, "prompt": 20, "new": 5}))
     assert "the source fills 20 of 64 tokens (31%); the decoder wrote 5 new tokens" in seq2seq
+    remote = cost_html(run_json(kv_cache=None, kv_cache_bytes=None, remote={"engine": "<vllm>"}))
+    assert "KV cache: kept by the remote engine (&lt;vllm&gt;), which does not report it" in remote
     assert cost_html(None) == ""
 
 

@@ -78,7 +78,9 @@ def timeline_html(run: dict[str, Any]) -> str:
 def kv_cache_html(run: dict[str, Any]) -> str:
     kv = run.get("kv_cache")
     if kv is None:
-        if (run.get("params") or {}).get("use_cache") is False:
+        if run.get("remote"):
+            text = f"KV cache: kept by the remote engine ({run['remote'].get('engine')}), which does not report it"
+        elif (run.get("params") or {}).get("use_cache") is False:
             text = "KV cache: none (use_cache off): every step recomputed the keys and values of the whole prefix"
         else:
             text = "KV cache: the model's config does not say its shape"
