@@ -17,6 +17,7 @@ from backend.playground import Playground  # noqa: E402
 from backend.settings import Settings  # noqa: E402
 from tests.offline import offline_settings
 from tests.postgres import PostgresServer, postgres_server
+from tests.remote_app import remote_app  # noqa: F401 (a fixture: the app beside a real llama.cpp server)
 from tests.tiny_models import build_tiny_gpt2  # noqa: E402
 
 

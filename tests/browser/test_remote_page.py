@@ -6,11 +6,11 @@ from __future__ import annotations
 
 import pytest
 
-from tests.remote_app import REMOTE, remote_app  # noqa: F401 (the module's fixture)
+from tests.remote_app import REMOTE
 
 
 @pytest.fixture()
-def remote_page(browser, remote_app):  # noqa: F811
+def remote_page(browser, remote_app):
     url, _ = remote_app
     context = browser.new_context(viewport={"width": 1800, "height": 1400})
     page = context.new_page()

@@ -20,7 +20,7 @@ from backend.remote import UnsupportedFieldError
 from backend.runlog import Run
 from backend.settings import REPO_ROOT
 from tests.llama_server import gguf_of
-from tests.remote_app import DOWN, LOCAL, REMOTE, remote_app  # noqa: F401 (the module's fixture)
+from tests.remote_app import DOWN, LOCAL, REMOTE
 
 PROMPTS = ["def read_file(path):\n    ", "The module provides", "Return the number of"]
 
