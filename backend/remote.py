@@ -336,7 +336,12 @@ class RemoteStream:
                         f"the engine ({source.label}) refused the request: HTTP {response.status_code}: "
                         f"{_error_message(response.read())}"
                     )
-                for line in response.iter_lines():
+                if "text/event-stream" not in response.headers.get("content-type", ""):
+                    # an engine that ignored stream=true answers with one JSON body: one chunk
+                    lines: Iterator[str] = iter(["data: " + " ".join(response.read().decode("utf-8").split())])
+                else:
+                    lines = response.iter_lines()
+                for line in lines:
                     if self.cancel.is_set():  # Stop: closing the connection ends the engine's generation
                         self.cancelled = True
                         break
@@ -346,6 +351,8 @@ class RemoteStream:
                     if data == "[DONE]":
                         break
                     chunk = json.loads(data)
+                    if not isinstance(chunk, dict):
+                        raise RemoteEngineError(f"the engine ({source.label}) sent {data[:80]!r}, not an OpenAI completion.")
                     if "error" in chunk:
                         raise RemoteEngineError(f"the engine ({source.label}) failed: {_error_message(data.encode())}")
                     usage = chunk.get("usage") or usage

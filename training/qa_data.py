@@ -7,8 +7,10 @@ Two sources, both cut so that the answer is a span of the context:
   "When does f raise E?" -> C. The context is that function's entry beside two to four other
   entries of the same module, shuffled, so the model has to find the right name first;
 * Debian's package descriptions: "This package contains/provides X." gives "What does the p
-  package contain/provide?" -> X, the context that package's description beside one or two
-  others.
+  package contain/provide?" -> X; "written by A B" gives "Who wrote p?", "written in Go" "Which
+  language is p written in?", "released in 1998" "When was p released?", "p is a Y." "What is
+  p?", "It supports Z." "What does p support?" (at most one of each kind per package), the
+  context that package's description beside one or two others.
 
 Held out by source: whole modules (the corpus's held-out modules and a stable 10 % of the rest)
 and whole package families. Every example is (id, question, context, answer_start, answer_text).
@@ -124,31 +126,79 @@ def stdlib_examples(module_names: list[str], seed: int) -> Iterator[Example]:
                                   question, context, start, answer)
 
 
+#: Questions about a package, from sentences of its description. Each: (name, the sentence's
+#: pattern, the answer's group, question templates with {p} the package and {v} the verb's group).
+_LANGUAGES = r"C\+\+|C#|C|Python|Perl|Java|Ruby|Go|Rust|OCaml|Haskell|JavaScript|TypeScript|Lua|Tcl|PHP|Fortran|Scheme|Common Lisp|Vala|Erlang|Elixir|Scala|Kotlin|R|Pascal|Ada"
+_WHO_VERBS = {"developed": "Who develops {p}?", "written": "Who wrote {p}?", "created": "Who created {p}?",
+              "maintained": "Who maintains {p}?", "designed": "Who designed {p}?"}
+_WHEN_VERBS = {"created": "When was {p} created?", "released": "When was {p} released?", "founded": "When was {p} founded?",
+               "started": "When was {p} started?", "written": "When was {p} written?", "developed": "When was {p} developed?",
+               "introduced": "When was {p} introduced?"}
+DEBIAN_PATTERNS = (
+    ("provides", _PROVIDES_RE, 2, None),
+    ("who", re.compile(r"\b(developed|written|created|maintained|designed) by ((?!the\b)[A-Z][\w-]+(?: (?:[A-Z][\w-]+|van|von|de|der)){1,3})(?=[\s,.;]|$)"), 2, None),
+    ("language", re.compile(rf"\bwritten (?:entirely |mainly |mostly )?in (?:pure )?({_LANGUAGES})(?=[\s,.;]|$)"), 1,
+     ("Which language is {p} written in?", "In which programming language is {p} written?", "What language is {p} written in?")),
+    ("when", re.compile(r"\b(created|released|founded|started|written|developed|introduced) in (1[89]\d\d|20[0-2]\d)\b"), 2, None),
+    ("what", re.compile(r"^(\S+) is (an? [^.;:]{5,120}?)\.$"), 2, ("What is {p}?", "What is {p} exactly?", "Describe {p} in a phrase.")),
+    ("supports", re.compile(r"\b(?:It|This package|This library|This program|This tool) (?:also )?supports ([^.;:]{5,120}?)\.$"), 1,
+     ("What does {p} support?", "Which features does {p} support?", "What is supported by {p}?")),
+)
+
+
+def _question(kind: str, m: re.Match, package: str, rng: random.Random) -> str | None:
+    if kind == "provides":
+        return rng.choice(PROVIDE_QUESTIONS[m.group(1)]).format(p=package)
+    if kind == "who":
+        return _WHO_VERBS[m.group(1)].format(p=package)
+    if kind == "when":
+        return _WHEN_VERBS[m.group(1)].format(p=package)
+    if kind == "what":  # only "<package> is a ...": the subject must name the package
+        subject = m.group(1).lower().strip(",")
+        if subject not in (package.lower(), package.lower().split("-")[0]):
+            return None
+        return rng.choice(("What is {p}?", "What is {p} exactly?")).format(p=m.group(1).strip(","))
+    templates = dict((k, t) for k, _, _, t in DEBIAN_PATTERNS)[kind]
+    return rng.choice(templates).format(p=package)
+
+
 def debian_examples(descriptions: list[tuple[str, str, str]], seed: int) -> Iterator[Example]:
-    """From (package, body, synopsis) triples."""
+    """From (package, body, synopsis) triples: at most one question of each kind per package
+    (what it provides, who made it, its language, when it was made, what it is, what it supports)."""
     rng = random.Random(seed)
     for i, (package, body, synopsis) in enumerate(descriptions):
+        asked: set[str] = set()
         for sentence in _SENTENCE_SPLIT_RE.split(body):
-            m = _PROVIDES_RE.match(sentence)
-            if not m:
-                continue
-            others = [descriptions[rng.randrange(len(descriptions))] for _ in range(rng.randint(1, 2))]
-            blocks = [(package, body, synopsis)] + [o for o in others if o[0] != package]
-            rng.shuffle(blocks)
-            text = ""
-            start = -1
-            for p, b, s in blocks:
-                if p == package:
-                    at = len(text) + len(f"{p}: {s}. ") + b.find(sentence)
-                    start = at + m.start(2)
-                text += f"{p}: {s}. {b}\n"
-            if len(text.split()) > MAX_CONTEXT_WORDS * 1.5:
-                continue
-            answer = m.group(2)
-            assert text[start:start + len(answer)] == answer
-            question = rng.choice(PROVIDE_QUESTIONS[m.group(1)]).format(p=package)
-            yield Example(f"debian:{package}:{i}", f"debian:{package}", question, text.strip(), start, answer)
-            break
+            for kind, pattern, group, _ in DEBIAN_PATTERNS:
+                if kind in asked:
+                    continue
+                m = pattern.search(sentence)
+                question = _question(kind, m, package, rng) if m else None
+                if question is None:
+                    continue
+                example = _debian_example(descriptions, rng, package, body, synopsis, sentence, m, group, question, f"{i}:{kind}")
+                if example is not None:
+                    asked.add(kind)
+                    yield example
+
+
+def _debian_example(descriptions, rng, package, body, synopsis, sentence, m, group, question, key) -> Example | None:
+    """The package's description beside one or two others, shuffled; the answer a span of it."""
+    others = [descriptions[rng.randrange(len(descriptions))] for _ in range(rng.randint(1, 2))]
+    blocks = [(package, body, synopsis)] + [o for o in others if o[0] != package]
+    rng.shuffle(blocks)
+    text = ""
+    start = -1
+    for p, b, s in blocks:
+        if p == package:
+            at = len(text) + len(f"{p}: {s}. ") + b.find(sentence)
+            start = at + m.start(group)
+        text += f"{p}: {s}. {b}\n"
+    if len(text.split()) > MAX_CONTEXT_WORDS * 1.5:
+        return None
+    answer = m.group(group).rstrip(".")
+    assert text[start:start + len(answer)] == answer
+    return Example(f"debian:{package}:{key}", f"debian:{package}", question, text.strip(), start, answer)
 
 
 def build(seed: int, module_names: list[str]) -> tuple[list[Example], list[Example]]:

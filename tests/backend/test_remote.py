@@ -169,7 +169,7 @@ class _VllmShapedEngine:
     per chunk; then the usage). vLLM itself cannot run on this CPU offline: this replays its
     answer's shape, to check that the client splits the prompt from the completion."""
 
-    def __init__(self) -> None:
+    def __init__(self, stream: bool = True) -> None:
         import http.server
         import json as json_module
         import threading
@@ -191,6 +191,16 @@ class _VllmShapedEngine:
                     {"text": " two", "logprobs": {"tokens": [" two"], "token_logprobs": [lp(0.25)],
                                                   "top_logprobs": [{" two": lp(0.25)}], "text_offset": [len(prompt) + 4]}},
                 ]
+                if not stream:  # an engine that ignores stream=true: the whole answer, pretty-printed
+                    whole = {"choices": [{"index": 0, "text": " one two", "finish_reason": "length",
+                                          "logprobs": None}], "usage": {"prompt_tokens": 2, "completion_tokens": 2}}
+                    payload = json_module.dumps(whole, indent=2).encode()
+                    self.send_response(200)
+                    self.send_header("Content-Type", "application/json")
+                    self.send_header("Content-Length", str(len(payload)))
+                    self.end_headers()
+                    self.wfile.write(payload)
+                    return
                 self.send_response(200)
                 self.send_header("Content-Type", "text/event-stream")
                 self.end_headers()
@@ -241,3 +251,19 @@ def test_prompt_logprobs_from_an_echoed_stream() -> None:
 def test_llama_cpp_cannot_echo_the_prompt() -> None:
     with pytest.raises(SpecError, match="prompt_logprobs must be false for llama.cpp"):
         source("llama.cpp", prompt_logprobs=True)
+
+
+def test_an_engine_that_does_not_stream_still_answers() -> None:
+    import threading
+
+    from backend.remote import run_remote
+
+    engine = _VllmShapedEngine(stream=False)
+    try:
+        remote = RemoteSource(engine.base_url, "m", "openai", None, "raw", 10.0, False)
+        events = list(run_remote(remote, "The cat", DecodingParams(max_new_tokens=2, seed=1), threading.Event(), 64))
+    finally:
+        engine.close()
+    result = events[-1].result
+    assert result.text == " one two" and result.finish_reason == "length"
+    assert [e.step.probabilities for e in events[:-1]] == ["none"]  # no logprobs: the text, labelled so
