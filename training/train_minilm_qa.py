@@ -149,7 +149,8 @@ The real all-MiniLM-L6-v2 encoder (BERT architecture, 6 layers, 384 wide, {repor
 parameters, pretrained by sentence-transformers on 1 B sentence pairs) with a start/end span head,
 fine-tuned to answer questions by pointing at a span of the context. It learned from questions
 about Python functions and Debian packages (what a function returns, when it raises, what a package
-provides); on other questions it still finds names and phrases, less reliably. Loads with
+provides, what it is, who made it, which language it is written in, what it supports); on other
+questions it still finds names and phrases, less reliably. Loads with
 `AutoModelForQuestionAnswering` / `AutoTokenizer`; saved in fp16.
 
 ## Data
