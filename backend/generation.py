@@ -608,14 +608,25 @@ def _strip_after_eos(ids: list[int], eos_ids: Sequence[int], steps: int) -> list
 # -- shared -----------------------------------------------------------------------------------
 
 
+#: SentencePiece's word-start mark ("▁open" is " open" inside a text).
+WORD_START = "\u2581"
+
+
 def token_decoder(tokenizer: Any) -> Callable[[int], str]:
-    """token id -> its text (each id decoded once)."""
+    """token id -> its text as it reads inside a text (each id decoded once). A SentencePiece
+    tokenizer (Marian, T5, LLaMA) drops a word-start mark's space when a token is decoded alone:
+    it is put back, so that "▁open" shows " open" and stays apart from "open", as GPT-2's
+    byte-level "Ġopen" already does."""
     cache: dict[int, str] = {}
 
     def decode(token_id: int) -> str:
         text = cache.get(token_id)
         if text is None:
-            text = cache[token_id] = tokenizer.decode([token_id])
+            text = tokenizer.decode([token_id])
+            piece = tokenizer.convert_ids_to_tokens(token_id)
+            if isinstance(piece, str) and piece.startswith(WORD_START) and text and not text.startswith(" "):
+                text = " " + text
+            cache[token_id] = text
         return text
 
     return decode

@@ -180,3 +180,22 @@ def test_metrics_are_measured(engine, loaded) -> None:
     assert m.tpot_s > 0 and m.tokens_per_s > 0
     assert m.peak_memory_bytes > 10 * 2**20 and m.memory_kind == "rss"
     assert [s.elapsed_s for s in result.steps] == sorted(s.elapsed_s for s in result.steps)
+
+
+def test_sentencepiece_tokens_keep_their_word_start_space() -> None:
+    """The embedded Marian's tokens, decoded one by one as the token strip shows them, read as the
+    whole text does ("▁open" is " open", apart from "open"); GPT-2's byte-level tokens are unchanged."""
+    from transformers import AutoTokenizer
+
+    from backend.generation import token_decoder
+    from backend.settings import REPO_ROOT
+
+    marian = AutoTokenizer.from_pretrained(REPO_ROOT / "models" / "marian-fr-en")
+    ids = marian("Cannot open the configuration file.", add_special_tokens=False)["input_ids"]
+    decode = token_decoder(marian)
+    assert "".join(decode(i) for i in ids).strip() == marian.decode(ids) == "Cannot open the configuration file."
+    assert any(marian.convert_ids_to_tokens(i).startswith("\u2581") and decode(i).startswith(" ") for i in ids)
+    gpt2 = AutoTokenizer.from_pretrained(REPO_ROOT / "models" / "stdlib-gpt2")
+    ids = gpt2("Return the number of items.")["input_ids"]
+    plain = token_decoder(gpt2)
+    assert [plain(i) for i in ids] == [gpt2.decode([i]) for i in ids]
