@@ -92,8 +92,9 @@ def parse_source(entry: str, raw: object) -> RemoteSource:
     if not isinstance(raw, dict):
         raise SpecError(f"models.yaml entry {entry!r}: source.openai must be a mapping, got {raw!r}.")
     known = {f.name for f in fields(RemoteSource)}
-    for name in sorted(set(raw) - known):
-        raise bad(name, f"one of {', '.join(sorted(known))}", name)
+    unknown = sorted(set(raw) - known)
+    if unknown:
+        raise bad(unknown[0], f"one of {', '.join(sorted(known))}", unknown[0])
     base_url = raw.get("base_url")
     if not isinstance(base_url, str) or not base_url.startswith(("http://", "https://")):
         raise bad("base_url", "an http(s) URL such as http://127.0.0.1:8000/v1", base_url)
@@ -304,9 +305,8 @@ def step_of(token: RemoteToken, position: int, elapsed: float, probabilities: st
 
 @dataclass(frozen=True)
 class RemoteAnswer:
-    """What the stream ended with."""
+    """What the stream ended with (its text is what the deltas add up to)."""
 
-    text: str
     finish_reason: str | None  # the engine's: "stop", "length", or None (cut off)
     stop_reason: object  # vLLM: the stop string (str) or token id (int) that ended it
     usage: Mapping[str, Any]
@@ -323,7 +323,6 @@ class RemoteStream:
 
     def __iter__(self) -> Iterator[tuple[str, list[RemoteToken]]]:
         source = self.source
-        text: list[str] = []
         finish, stop_reason, usage, timings = None, None, {}, {}
         url = f"{source.base_url}/completions"
         timeout = httpx.Timeout(source.timeout_s, connect=5.0)
@@ -359,7 +358,6 @@ class RemoteStream:
                     timings = chunk.get("timings") or timings
                     for choice in chunk.get("choices") or []:
                         delta = str(choice.get("text") or "")
-                        text.append(delta)
                         finish = choice.get("finish_reason") or finish
                         stop_reason = choice.get("stop_reason", stop_reason)
                         yield delta, parse_logprobs(choice.get("logprobs"))
@@ -369,7 +367,7 @@ class RemoteStream:
             ) from exc
         except json.JSONDecodeError as exc:
             raise RemoteEngineError(f"the engine ({source.label}) sent something that is not JSON ({exc}).") from exc
-        self.answer = RemoteAnswer("".join(text), finish, stop_reason, usage, timings)
+        self.answer = RemoteAnswer(finish, stop_reason, usage, timings)
 
 
 def _error_message(content: bytes) -> str:
@@ -402,12 +400,14 @@ def run_remote(source: RemoteSource, prompt: str, params: DecodingParams, cancel
     steps: list[TokenStep] = []
     times: list[float] = []
     prompt_tokens_seen: list[RemoteToken] | None = None
+    completion: list[str] = []
     for delta, tokens in stream:
         now = time.perf_counter()
         if source.prompt_logprobs and prompt_tokens_seen is None:
             delta, prompt_tokens_seen, tokens = split_echo(prompt, delta, tokens)
             if not delta and not tokens:
                 continue
+        completion.append(delta)
         if not tokens and delta:  # an engine that sent no logprobs: the text, without evidence
             tokens = [RemoteToken(-1, delta, None, ())]
         for token in tokens:
@@ -416,8 +416,8 @@ def run_remote(source: RemoteSource, prompt: str, params: DecodingParams, cancel
             times.append(now)
             yield TokenEvent(step)
     end = time.perf_counter()
-    answer = stream.answer or RemoteAnswer("".join(s.text for s in steps), None, None, {}, {})
-    text = answer.text[len(prompt):] if source.prompt_logprobs and answer.text.startswith(prompt) else answer.text
+    answer = stream.answer or RemoteAnswer(None, None, {}, {})
+    text = "".join(completion)
     if stream.cancelled:
         reason = FinishReason.CANCELLED
     elif answer.finish_reason == "length":

@@ -15,7 +15,7 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
 from backend.playground import Playground  # noqa: E402
 from backend.settings import Settings  # noqa: E402
-from tests.offline import offline_settings
+from tests.offline import offline_settings, served
 from tests.postgres import PostgresServer, postgres_server
 from tests.remote_app import remote_app  # noqa: F401 (a fixture: the app beside a real llama.cpp server)
 from tests.tiny_models import build_tiny_gpt2  # noqa: E402
@@ -116,8 +116,6 @@ def playground(settings: Settings) -> Playground:
 def served_app(tmp_path_factory: pytest.TempPathFactory, tiny_gpt2_dir: Path, corrupt_model_dir: Path, long_gpt2_dir: Path):
     """The real app (build_demo on a Playground) served on a free loopback port."""
     from tests.app_models import task_models_yaml
-    from ui.interface import build_demo
-    from ui.serving import enable_queue, generation_concurrency
 
     folder = tmp_path_factory.mktemp("app")
     models = write_models_yaml(folder / "models.yaml", tiny_gpt2_dir, corrupt_model_dir, long_gpt2_dir)
@@ -125,10 +123,8 @@ def served_app(tmp_path_factory: pytest.TempPathFactory, tiny_gpt2_dir: Path, co
         f.write(task_models_yaml(folder / "models"))
     settings = offline_settings(folder, models)
     pg = Playground(settings)
-    demo = enable_queue(build_demo(pg), generation_concurrency(pg.settings.max_batch))
-    demo.launch(prevent_thread_lock=True, server_name="127.0.0.1", server_port=None, quiet=True)
     try:
-        yield demo.local_url.rstrip("/"), pg
+        with served(pg) as url:
+            yield url, pg
     finally:
-        demo.close()
         pg.close()

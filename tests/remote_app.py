@@ -8,8 +8,9 @@ import pytest
 
 from backend.playground import Playground
 from backend.settings import REPO_ROOT
-from tests.llama_server import _free_port, gguf_of, llama_server
-from tests.offline import offline_settings
+from bench.app_process import free_port
+from tests.llama_server import gguf_of, llama_server
+from tests.offline import offline_settings, served
 
 LOCAL, REMOTE, DOWN = "stdlib-gpt2 (embedded)", "stdlib-gpt2 on llama.cpp", "llama.cpp that is down"
 
@@ -17,9 +18,6 @@ LOCAL, REMOTE, DOWN = "stdlib-gpt2 (embedded)", "stdlib-gpt2 on llama.cpp", "lla
 @pytest.fixture(scope="module")
 def remote_app(tmp_path_factory: pytest.TempPathFactory):
     """The app with the embedded GPT-2 twice, local and on llama-server, and a server that is down."""
-    from ui.interface import build_demo
-    from ui.serving import enable_queue, generation_concurrency
-
     gguf = gguf_of(REPO_ROOT / "models" / "stdlib-gpt2")
     folder = tmp_path_factory.mktemp("remote")
     with llama_server(gguf) as base_url:
@@ -40,17 +38,15 @@ def remote_app(tmp_path_factory: pytest.TempPathFactory):
   - name: {DOWN}
     task: text-generation
     family: decoder
-    source: {{openai: {{base_url: "http://127.0.0.1:{_free_port()}/v1", model: x, engine: llama.cpp, timeout_s: 5}}}}
+    source: {{openai: {{base_url: "http://127.0.0.1:{free_port()}/v1", model: x, engine: llama.cpp, timeout_s: 5}}}}
     max_context: 512
     description: nothing listens there
 """,
             encoding="utf-8",
         )
         playground = Playground(offline_settings(folder, folder / "models.yaml"))
-        demo = enable_queue(build_demo(playground), generation_concurrency(playground.settings.max_batch))
-        demo.launch(prevent_thread_lock=True, server_name="127.0.0.1", server_port=None, quiet=True)
         try:
-            yield demo.local_url.rstrip("/"), playground
+            with served(playground) as url:
+                yield url, playground
         finally:
-            demo.close()
             playground.close()

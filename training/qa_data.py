@@ -140,10 +140,13 @@ DEBIAN_PATTERNS = (
     ("language", re.compile(rf"\bwritten (?:entirely |mainly |mostly )?in (?:pure )?({_LANGUAGES})(?=[\s,.;]|$)"), 1,
      ("Which language is {p} written in?", "In which programming language is {p} written?", "What language is {p} written in?")),
     ("when", re.compile(r"\b(created|released|founded|started|written|developed|introduced) in (1[89]\d\d|20[0-2]\d)\b"), 2, None),
-    ("what", re.compile(r"^(\S+) is (an? [^.;:]{5,120}?)\.$"), 2, ("What is {p}?", "What is {p} exactly?", "Describe {p} in a phrase.")),
+    ("what", re.compile(r"^(\S+) is (an? [^.;:]{5,120}?)\.$"), 2, ("What is {p}?", "What is {p} exactly?")),
     ("supports", re.compile(r"\b(?:It|This package|This library|This program|This tool) (?:also )?supports ([^.;:]{5,120}?)\.$"), 1,
      ("What does {p} support?", "Which features does {p} support?", "What is supported by {p}?")),
 )
+
+#: The question templates of the kinds that have them (the others ask by their verb).
+_TEMPLATES = {kind: templates for kind, _, _, templates in DEBIAN_PATTERNS if templates}
 
 
 def _question(kind: str, m: re.Match, package: str, rng: random.Random) -> str | None:
@@ -157,9 +160,8 @@ def _question(kind: str, m: re.Match, package: str, rng: random.Random) -> str |
         subject = m.group(1).lower().strip(",")
         if subject not in (package.lower(), package.lower().split("-")[0]):
             return None
-        return rng.choice(("What is {p}?", "What is {p} exactly?")).format(p=m.group(1).strip(","))
-    templates = dict((k, t) for k, _, _, t in DEBIAN_PATTERNS)[kind]
-    return rng.choice(templates).format(p=package)
+        return rng.choice(_TEMPLATES[kind]).format(p=m.group(1).strip(","))
+    return rng.choice(_TEMPLATES[kind]).format(p=package)
 
 
 def debian_examples(descriptions: list[tuple[str, str, str]], seed: int) -> Iterator[Example]:

@@ -6,6 +6,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.offline import app_page
+
 CHROMIUM = Path("/usr/bin/chromium")
 ARGS = [
     "--headless",
@@ -32,10 +34,5 @@ def browser():
 
 @pytest.fixture()
 def page(browser, served_app):
-    url, _ = served_app
-    context = browser.new_context(viewport={"width": 1800, "height": 1400})
-    page = context.new_page()
-    page.goto(url)
-    page.wait_for_selector("#text_generation_output", timeout=30_000)
-    yield page
-    context.close()
+    with app_page(browser, served_app[0]) as page:
+        yield page

@@ -6,18 +6,14 @@ from __future__ import annotations
 
 import pytest
 
+from tests.offline import app_page
 from tests.remote_app import REMOTE
 
 
 @pytest.fixture()
 def remote_page(browser, remote_app):
-    url, _ = remote_app
-    context = browser.new_context(viewport={"width": 1800, "height": 1400})
-    page = context.new_page()
-    page.goto(url)
-    page.wait_for_selector("#text_generation_output", timeout=30_000)
-    yield page
-    context.close()
+    with app_page(browser, remote_app[0]) as page:
+        yield page
 
 
 def test_a_remote_model_streams_with_its_engines_probabilities(remote_page) -> None:
