@@ -30,7 +30,7 @@ def test_compare_shows_both_outputs_where_they_part_and_why(page: Page) -> None:
     page.locator("#text_generation_cmp_copy").click()
     page.get_by_text("B: decoding").click()
     page.wait_for_function(
-        "document.querySelector('#text_generation_cmp_b_temperature input').value === '1'", timeout=10_000
+        "document.querySelector('#text_generation_cmp_b_temperature input')?.value === '1'", timeout=10_000
     )
     assert page.locator("#text_generation_cmp_b_seed input, #text_generation_cmp_b_seed textarea").first.is_disabled()
     set_field(page, "text_generation_cmp_b_top_p", "0.3")
