@@ -57,7 +57,7 @@ class SummarizerConfig:
     decoder_layers: int = 2
     heads: int = 4
     ffn: int = 1024
-    max_source: int = 160
+    max_source: int = 96
     max_target: int = 32
     dropout: float = 0.1
     tokens_per_batch: int = 4000

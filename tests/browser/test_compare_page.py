@@ -63,14 +63,11 @@ def test_a_beam_run_shows_its_tree_and_every_run_its_cost(page: Page) -> None:
     tab = page.locator("#tab_text_generation")
     tab.get_by_label("Prompt").fill("Return the")
     tab.get_by_text("Beam search", exact=True).first.click()
-    box = tab.get_by_label("number input for num_beams").first
-    box.fill("3")
-    box.press("Enter")
-    box = tab.get_by_label("number input for max_new_tokens").first
-    box.fill("8")
-    box.press("Enter")
+    set_field(page, "text_generation_num_beams", "3")
+    set_field(page, "text_generation_max_new_tokens", "8")
     tab.get_by_role("button", name="Generate", exact=True).click()
-    page.locator("#text_generation_beam_tree .js-plotly-plot").wait_for(timeout=60_000)
+    page.wait_for_selector("#text_generation_cost:has-text('× 3 sequences')", timeout=60_000)
+    page.locator("#text_generation_beam_tree .js-plotly-plot").wait_for(timeout=30_000)
     legend = " ".join(page.locator("#text_generation_beam_tree .legendtext").all_text_contents())
     for name in ("kept", "pruned", "best sequence"):
         assert name in legend

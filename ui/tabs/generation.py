@@ -113,7 +113,7 @@ def build_generation_tab(
                     generate = gr.Button("Generate", variant="primary")
                     stop = gr.Button("Stop", variant="stop")
                 gr.Examples([[e] for e in spec.examples], inputs=[prompt], label="Examples")
-                panel = build_decoding_panel()
+                panel = build_decoding_panel(elem_prefix=prefix)
             with gr.Column(scale=3):
                 output = gr.HTML(
                     label="Output",
