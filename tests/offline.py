@@ -50,3 +50,16 @@ def app_page(browser: Any, url: str) -> Iterator[Any]:
         yield page
     finally:
         context.close()
+
+
+def set_field(page: Any, elem_id: str, value: str) -> None:
+    """Type into a field of a panel that has just opened (its first keystrokes can land before the
+    component listens: type again until it holds the value)."""
+    box = page.locator(f"#{elem_id} input, #{elem_id} textarea").first
+    for _ in range(10):
+        box.fill(value)
+        box.press("Enter")
+        page.wait_for_timeout(150)
+        if box.input_value() == value:
+            return
+    raise AssertionError(f"{elem_id} does not take {value!r}")

@@ -5,18 +5,7 @@ from __future__ import annotations
 
 from playwright.sync_api import Page
 
-
-def set_field(page: Page, elem_id: str, value: str) -> None:
-    """Type into a field of a panel that has just opened (its first keystrokes can land before the
-    component listens: type again until it holds the value)."""
-    box = page.locator(f"#{elem_id} input, #{elem_id} textarea").first
-    for _ in range(10):
-        box.fill(value)
-        box.press("Enter")
-        page.wait_for_timeout(150)
-        if box.input_value() == value:
-            return
-    raise AssertionError(f"{elem_id} does not take {value!r}")
+from tests.offline import set_field
 
 
 def test_compare_shows_both_outputs_where_they_part_and_why(page: Page) -> None:

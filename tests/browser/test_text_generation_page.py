@@ -7,6 +7,7 @@ import time
 from sqlalchemy import select
 
 from backend.runlog import Run
+from tests.offline import set_field
 
 
 def choose_model(page, name: str) -> None:
@@ -15,12 +16,6 @@ def choose_model(page, name: str) -> None:
     dropdown.fill(name)
     dropdown.press("Enter")
     page.wait_for_selector(f"text={name} · decoder")
-
-
-def set_number(page, label: str, value: int) -> None:
-    box = page.locator("#tab_text_generation").get_by_label(f"number input for {label}")
-    box.fill(str(value))
-    box.press("Enter")
 
 
 def token_count(page) -> int:
@@ -43,7 +38,7 @@ def test_generate_streams_tokens_and_the_chart(page, served_app) -> None:
 def test_stop_ends_generation_and_keeps_the_partial_output(page, served_app) -> None:
     _, playground = served_app
     choose_model(page, "long-gpt2")
-    set_number(page, "max_new_tokens", 1024)
+    set_field(page, "text_generation_max_new_tokens", "1024")
     page.get_by_label("Prompt").fill("Return the")
     page.locator("#tab_text_generation").get_by_role("button", name="Generate", exact=True).click()
     page.wait_for_function("document.querySelectorAll('#text_generation_output span.tok').length > 0", timeout=30_000)
