@@ -24,6 +24,7 @@ The app runs as the README starts it (its own thread setting: PLAYGROUND_TORCH_T
 from __future__ import annotations
 
 import argparse
+import functools
 import statistics
 import sys
 import tempfile
@@ -39,6 +40,8 @@ from bench.app_process import free_port, start_app  # noqa: E402
 
 EMBEDDED = "stdlib-gpt2 (embedded)"
 SMOLLM = "smollm2-135m-shaped (random)"
+#: How often a client looks at its request's updates (the time to first token is measured to this).
+POLL_SECONDS = 0.005
 PROMPTS = (
     "Return the number of items in the",
     "The socket module provides",
@@ -68,13 +71,36 @@ def one_request(client, model: str, i: int, tokens: int) -> Request:
     first = None
     try:
         job = client.submit(model=model, prompt=PROMPTS[i % len(PROMPTS)], api_name="/text_generation", **kwargs)
-        for update in job:
-            if first is None and update[-1] and update[-1].get("new_tokens", 0) > 0:
+        # poll the updates every POLL_SECONDS (iterating the job would poll every 1 ms while
+        # holding the lock its stream appends under: 16 such clients eat a core of their own)
+        while True:
+            finished = job.done()
+            if first is None and any(update[-1] and update[-1].get("new_tokens", 0) > 0 for update in job.outputs()):
                 first = time.perf_counter()
+            if finished:
+                break
+            time.sleep(POLL_SECONDS)
         result = job.outputs()[-1][-1]
         return Request(start, first or time.perf_counter(), time.perf_counter(), result["metrics"]["new_tokens"])
     except Exception as exc:  # counted as an error of the run
         return Request(start, first, time.perf_counter(), 0, f"{type(exc).__name__}: {exc}")
+
+
+def client_of(url: str):
+    """A gradio_client Client whose HTTP connections share one TLS context: gradio_client opens a
+    new httpx client for each request's stream and for its heartbeat, and each builds a TLS context
+    from the CA bundle (~25 ms of CPU) even for http://, CPU the clients would take from the app
+    on the same two cores."""
+    from gradio_client import Client
+
+    return Client(url, verbose=False, ssl_verify=_tls_context())
+
+
+@functools.cache
+def _tls_context():
+    import ssl
+
+    return ssl.create_default_context()
 
 
 def open_sessions(url: str, n: int) -> list:
@@ -82,9 +108,7 @@ def open_sessions(url: str, n: int) -> list:
     event: the identity load). Gradio builds a new session's state from the config of every
     component of the app (~40 ms of the event loop's time here, more under load): counting that
     in the first request of 16 visitors at once would measure page loads, not serving."""
-    from gradio_client import Client
-
-    clients = [Client(url, verbose=False) for _ in range(n)]
+    clients = [client_of(url) for _ in range(n)]
     for client in clients:
         client.predict(api_name="/serving_stats")
     return clients
@@ -185,7 +209,6 @@ def main() -> None:
     parser.add_argument("--models", default="embedded,smollm")
     parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
-    from gradio_client import Client
 
     wanted = args.models.split(",")
     with tempfile.TemporaryDirectory() as tmp:
@@ -198,7 +221,7 @@ def main() -> None:
             app = start_app(port, folder / f"{key_of(model)}.sqlite", env=env)
             try:
                 url = f"http://127.0.0.1:{port}/"
-                warm = Client(url, verbose=False)
+                warm = client_of(url)
                 one_request(warm, model, 0, 8)  # loads the model
                 clients = open_sessions(url, args.clients)
                 rounds = []
@@ -236,7 +259,7 @@ def main() -> None:
                 app = start_app(port, db, env={**env, **({"PLAYGROUND_MAX_BATCH": batch} if batch else {})})
                 try:
                     url = f"http://127.0.0.1:{port}/"
-                    one_request(Client(url, verbose=False), EMBEDDED, 0, 4)  # loads the model
+                    one_request(client_of(url), EMBEDDED, 0, 4)  # loads the model
                     results, wall = clients_at_once(url, EMBEDDED, args.room, 32, args.repeats)
                 finally:
                     app.terminate()
