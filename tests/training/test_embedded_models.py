@@ -43,6 +43,7 @@ FOLDERS = {
     "stdlib-topic-classifier": ("AutoModelForSequenceClassification", 12_000_000, True),
     "stdlib-ner": ("AutoModelForTokenClassification", 12_000_000, True),
     "marian-fr-en": ("AutoModelForSeq2SeqLM", 20_000_000, True),
+    "bart-debian-summarizer": ("AutoModelForSeq2SeqLM", 15_000_000, True),
     "minilm-qa": ("AutoModelForQuestionAnswering", 50_000_000, True),
     "untrained-bert-qa": ("AutoModelForQuestionAnswering", 2_000_000, False),
     "untrained-bert-nli": ("AutoModelForSequenceClassification", 2_000_000, False),
@@ -50,6 +51,9 @@ FOLDERS = {
     "untrained-bart-summarizer": ("AutoModelForSeq2SeqLM", 2_500_000, False),
 }
 
+#: Committed, checked here, not listed in models.yaml yet: the summarizer's weights so far, which the
+#: next run of its script continues (--init); it ties the lead baseline, it does not beat it yet.
+NOT_LISTED = {"bart-debian-summarizer"}
 
 
 def folder_or_skip(name: str) -> Path:
@@ -187,7 +191,7 @@ def test_every_embedded_model_in_models_yaml_is_tested_here():
     from backend.registry import load_specs
 
     shipped = {spec.path.name for spec in load_specs(REPO / "models.yaml") if spec.path is not None and MODELS in spec.path.parents}
-    assert shipped - {"stdlib-gpt2"} == set(FOLDERS), shipped
+    assert shipped - {"stdlib-gpt2"} == set(FOLDERS) - NOT_LISTED, shipped
 
 
 @pytest.mark.parametrize(
@@ -198,6 +202,7 @@ def test_every_embedded_model_in_models_yaml_is_tested_here():
         ("stdlib-topic-classifier", "train_stdlib_classifier"),
         ("stdlib-ner", "train_stdlib_ner"),
         ("marian-fr-en", "train_marian_fr_en"),
+        ("bart-debian-summarizer", "train_debian_summarizer"),
         ("minilm-qa", "train_minilm_qa"),
     ],
 )
@@ -216,7 +221,7 @@ def test_the_project_and_every_embedded_model_name_their_licence() -> None:
     assert "Apache License" in licence and "Version 2.0, January 2004" in licence
     assert "license: apache-2.0" in (MODELS.parent / "README.md").read_text(encoding="utf-8").split("---")[1]
     folders = sorted(p for p in MODELS.iterdir() if (p / "config.json").is_file())
-    assert len(folders) == 10
+    assert len(folders) == 11
     for folder in folders:
         card = (folder / "README.md").read_text(encoding="utf-8")
         section = card.split("## Data and licence", 1)[1].split("\n## ", 1)[0]

@@ -3,8 +3,9 @@
 the app's own registry; and every training script still runs: a few steps of it write the same
 files as the run that built the committed folder.
 
-The summarizer is not shipped yet: it does not beat the lead baseline (tests/data/heldout_synopsis.jsonl
-is what it will be checked on); its script is checked here all the same."""
+The summarizer is committed but not listed in models.yaml yet: after 4,000 steps it ties the lead
+baseline (tests/data/heldout_synopsis.jsonl is what it will be checked on once it beats it); its
+script is checked here all the same."""
 
 from __future__ import annotations
 
@@ -117,21 +118,12 @@ def few_step_runs(tmp_path_factory: pytest.TempPathFactory) -> dict:
         return {folder: (out, done) for folder, out, done in pool.map(lambda f: few_steps(f, tmp), SCRIPTS)}
 
 
-#: The folder of a script whose model is not shipped (yet): bart-debian-summarizer does not beat the
-#: lead baseline after the training this project has run (see its script); its script must still work.
-NOT_SHIPPED = {"bart-debian-summarizer": {"README.md", "config.json", "generation_config.json", "model.safetensors",
-                                          "tokenizer.json", "tokenizer_config.json", "training.json"}}
-
-
 @pytest.mark.parametrize("folder", sorted(SCRIPTS))
 def test_a_few_steps_write_the_files_of_the_committed_folder(few_step_runs: dict, folder: str) -> None:
     out, done = few_step_runs[folder]
     assert done.returncode == 0, done.stderr[-3000:]
     report = json.loads((out / "training.json").read_text(encoding="utf-8"))
     assert report["steps"] == int(SCRIPTS[folder][1][1]) and not report["stopped_early"]
-    if folder in NOT_SHIPPED:
-        assert {p.name for p in out.iterdir()} == NOT_SHIPPED[folder]
-        return
     committed = REPO / "models" / folder
     assert sorted(p.name for p in out.iterdir()) == sorted(p.name for p in committed.iterdir())
     assert set(report) - {"first_run"} == set(json.loads((committed / "training.json").read_text(encoding="utf-8"))) - {"first_run"}
