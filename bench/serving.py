@@ -75,7 +75,8 @@ def one_request(client, model: str, i: int, tokens: int) -> Request:
         # holding the lock its stream appends under: 16 such clients eat a core of their own)
         while True:
             finished = job.done()
-            if first is None and any(update[-1] and update[-1].get("new_tokens", 0) > 0 for update in job.outputs()):
+            updates = job.outputs()  # (new_tokens only grows: the latest update tells)
+            if first is None and updates and updates[-1][-1] and updates[-1][-1].get("new_tokens", 0) > 0:
                 first = time.perf_counter()
             if finished:
                 break
