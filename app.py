@@ -1,5 +1,8 @@
 """Builds the playground and serves it (GRADIO_SERVER_NAME / GRADIO_SERVER_PORT, default
-127.0.0.1:7860). Nothing else happens here."""
+127.0.0.1:7860). Nothing else happens here.
+
+The UI is imported inside main(): a decoding process (backend.decode_process) starts as a
+spawned Python that imports this module again, and it needs none of Gradio."""
 
 from __future__ import annotations
 
@@ -7,11 +10,12 @@ import logging
 
 from backend.playground import Playground
 from backend.settings import Settings
-from ui.interface import build_demo
-from ui.serving import enable_queue, generation_concurrency
 
 
 def main() -> None:
+    from ui.interface import build_demo
+    from ui.serving import enable_queue, generation_concurrency
+
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     playground = Playground(Settings.from_env())
     playground.apply_process_settings()  # torch's thread count (PLAYGROUND_TORCH_THREADS)

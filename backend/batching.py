@@ -102,6 +102,7 @@ class ServingStats:
     tokens: int  # generated since the scheduler started
     steps: int
     largest_batch: int  # the most sequences that decoded together in one step, since the start
+    decoded_in: str = "the app's process"  # or "worker process <pid>" (backend.decode_process)
 
     def to_json(self) -> dict[str, object]:
         return {
@@ -113,7 +114,57 @@ class ServingStats:
             "tokens": self.tokens,
             "steps": self.steps,
             "largest_batch": self.largest_batch,
+            "decoded_in": self.decoded_in,
         }
+
+
+class Figures:
+    """The serving figures of a decoding loop: what each step decoded, over a recent window."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._history: deque[tuple[float, int]] = deque()  # (time, tokens in the step)
+        self._tokens = 0
+        self._steps = 0
+        self._largest = 0
+
+    def record(self, now: float, rows: int) -> None:
+        """One step that gave `rows` tokens (one per sequence) at `now`."""
+        with self._lock:
+            self._history.append((now, rows))
+            while self._history and now - self._history[0][0] > STATS_WINDOW_SECONDS:
+                self._history.popleft()
+            self._tokens += rows
+            self._steps += 1
+            self._largest = max(self._largest, rows)
+
+    def stats(self, waiting: int, decoding: int, max_batch: int) -> ServingStats:
+        now = time.perf_counter()
+        with self._lock:
+            recent = [entry for entry in self._history if now - entry[0] <= STATS_WINDOW_SECONDS]
+            tokens, steps, largest = self._tokens, self._steps, self._largest
+        rate = sum(count for _, count in recent) / STATS_WINDOW_SECONDS if recent else 0.0
+        tpot = None
+        if len(recent) >= 2:
+            tpot = (recent[-1][0] - recent[0][0]) / (len(recent) - 1)
+        return ServingStats(waiting, decoding, max_batch, rate, tpot, tokens, steps, largest)
+
+
+def merged(first: ServingStats, second: ServingStats) -> ServingStats:
+    """The figures of two loops that serve one model (a decoding process and the thread that
+    serves while it starts)."""
+    times = [t for t in (first.time_per_token_s, second.time_per_token_s) if t is not None]
+    return ServingStats(
+        waiting=first.waiting + second.waiting,
+        decoding=first.decoding + second.decoding,
+        max_batch=first.max_batch,
+        tokens_per_s=first.tokens_per_s + second.tokens_per_s,
+        time_per_token_s=max(times) if times else None,
+        tokens=first.tokens + second.tokens,
+        steps=first.steps + second.steps,
+        largest_batch=max(first.largest_batch, second.largest_batch),
+        decoded_in=first.decoded_in,
+    )
 
 
 class DecodeScheduler:
@@ -121,6 +172,9 @@ class DecodeScheduler:
 
     `lock` is held for each step (a forward pass and the token choices): a solo generation, an
     inspection or another model's scheduler runs between steps, never during one."""
+
+    #: The process that decodes, when it is not this one (backend.decode_process): none here.
+    worker_pid: int | None = None
 
     def __init__(
         self,
@@ -130,6 +184,7 @@ class DecodeScheduler:
         lock: threading.Lock,
         on_exit: Callable[[DecodeScheduler], None] = lambda scheduler: None,
         name: str = "",
+        on_step: Callable[[], None] = lambda: None,
     ) -> None:
         if max_batch < 1:
             raise ValueError(f"max_batch must be >= 1, got {max_batch}")
@@ -139,15 +194,13 @@ class DecodeScheduler:
         self.max_batch = max_batch
         self.lock = lock
         self.on_exit = on_exit
+        self.on_step = on_step  # called by the loop after each step (backend.decode_process sends it on)
         self._condition = threading.Condition()
         self._waiting: deque[BatchRequest] = deque()
         self._rows: list[_Row] = []
         self._cache: DynamicCache | None = None
         self._thread: threading.Thread | None = None
-        self._history: deque[tuple[float, int, int]] = deque()  # (time, rows in the step, tokens)
-        self._tokens = 0
-        self._steps = 0
-        self._largest = 0
+        self.figures = Figures()
 
     # -- the public side ------------------------------------------------------------------------
 
@@ -164,18 +217,16 @@ class DecodeScheduler:
         """Sequences in the batch now."""
         return len(self._rows)
 
-    def stats(self) -> ServingStats:
-        now = time.perf_counter()
+    @property
+    def idle(self) -> bool:
+        """No loop runs (nothing waits, nothing decodes)."""
         with self._condition:
-            recent = [entry for entry in self._history if now - entry[0] <= STATS_WINDOW_SECONDS]
-            waiting, decoding, tokens, steps, largest = (
-                len(self._waiting), len(self._rows), self._tokens, self._steps, self._largest
-            )
-        rate = sum(tokens for _, _, tokens in recent) / STATS_WINDOW_SECONDS if recent else 0.0
-        tpot = None
-        if len(recent) >= 2:
-            tpot = (recent[-1][0] - recent[0][0]) / (len(recent) - 1)
-        return ServingStats(waiting, decoding, self.max_batch, rate, tpot, tokens, steps, largest)
+            return self._thread is None
+
+    def stats(self) -> ServingStats:
+        with self._condition:
+            waiting, decoding = len(self._waiting), len(self._rows)
+        return self.figures.stats(waiting, decoding, self.max_batch)
 
     # -- the loop -------------------------------------------------------------------------------
 
@@ -194,6 +245,7 @@ class DecodeScheduler:
             except Exception as exc:  # a failure of the shared forward pass: every sequence in it fails
                 log.exception("a batched decoding step failed")
                 self._fail_all(exc)
+            self.on_step()
         self.on_exit(self)
 
     def _admit(self) -> None:
@@ -280,13 +332,7 @@ class DecodeScheduler:
                 row.request.channel.close()
             else:
                 keep.append(index)
-        with self._condition:
-            self._history.append((now, len(self._rows), len(self._rows)))
-            while self._history and now - self._history[0][0] > STATS_WINDOW_SECONDS:
-                self._history.popleft()
-            self._tokens += len(self._rows)
-            self._steps += 1
-            self._largest = max(self._largest, len(self._rows))
+        self.figures.record(now, len(self._rows))
         self._drop(keep)
         if self._rows:
             self._forward()

@@ -150,10 +150,15 @@ def _top_indices(logp: np.ndarray, n: int) -> np.ndarray:
     return top
 
 
-def step_numbers(pending: Sequence[PendingStep], k: int) -> list[RawStep]:
+def step_numbers(steps: Sequence[PendingStep | RawStep], k: int) -> list[RawStep]:
     """Numbers of several steps at once, in NumPy: small torch ops in a thread that shares the
     CPU with generate() were measured to stall on OpenMP barriers (milliseconds per op on a
-    busy 2-core machine); NumPy runs them single-threaded in microseconds."""
+    busy 2-core machine); NumPy runs them single-threaded in microseconds. A step that comes
+    with its numbers (from a decoding process, backend.decode_process) is kept as it is."""
+    pending = [step for step in steps if isinstance(step, PendingStep)]
+    if len(pending) < len(steps):
+        computed = iter(step_numbers(pending, k))
+        return [next(computed) if isinstance(step, PendingStep) else step for step in steps]
     if not pending:
         return []
     with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
@@ -222,15 +227,16 @@ class FinalTap(LogitsProcessor):
 
 class StepChannel:
     """One run's steps on their way from the thread that generates them to the one that streams
-    them: `PendingStep`s, then `END_OF_STREAM`; `error` is set when the run failed."""
+    them: `PendingStep`s (or `RawStep`s, numbers computed), then `END_OF_STREAM`; `error` is set
+    when the run failed."""
 
     def __init__(self) -> None:
-        self.queue: queue.Queue[PendingStep | object] = queue.Queue()
+        self.queue: queue.Queue[PendingStep | RawStep | object] = queue.Queue()
         self.finished = threading.Event()
         self.error: BaseException | None = None
         self.cache_bytes: int | None = None  # the run's KV cache at its end, when the producer measured it
 
-    def send(self, step: PendingStep) -> None:
+    def send(self, step: PendingStep | RawStep) -> None:
         self.queue.put(step)
 
     def close(self, error: BaseException | None = None) -> None:

@@ -29,6 +29,7 @@ import torch
 from transformers import StoppingCriteria, StoppingCriteriaList, StopStringCriteria
 
 from backend.batching import BatchRequest, DecodeScheduler, ServingStats, batchable
+from backend.decode_process import ProcessScheduler
 from backend.beams import BeamObserver, BeamTree, stop_checker
 from backend.capture import (
     END_OF_STREAM,
@@ -159,12 +160,17 @@ class GenerationEngine:
     model decode together (backend.batching: one forward pass per step over all of them, each
     with its own chain and random generator); beam search, several returned sequences and
     encoder-decoder models run alone, one at a time (generate() and torch's global random
-    generator). With `max_batch` 1 every run runs alone, one at a time."""
+    generator). With `max_batch` 1 every run runs alone, one at a time.
 
-    def __init__(self, max_batch: int = 1) -> None:
+    `decode_process`: a CPU model's batch decodes in a worker process of its own
+    (backend.decode_process), with `threads` torch threads there; otherwise in a thread here."""
+
+    def __init__(self, max_batch: int = 1, *, decode_process: bool = False, threads: int = 1) -> None:
         self._lock = threading.Lock()
         self.max_batch = max_batch
-        self._schedulers: dict[int, DecodeScheduler] = {}
+        self.decode_process = decode_process
+        self.threads = threads
+        self._schedulers: dict[int, DecodeScheduler | ProcessScheduler] = {}
         self._schedulers_lock = threading.Lock()
 
     def stream(
@@ -226,18 +232,32 @@ class GenerationEngine:
             schedulers = list(self._schedulers.values())
         return [(scheduler.name, scheduler.stats()) for scheduler in schedulers]
 
-    def _scheduler(self, loaded: LoadedModel) -> DecodeScheduler:
+    def _scheduler(self, loaded: LoadedModel) -> DecodeScheduler | ProcessScheduler:
         key = id(loaded.model)
         with self._schedulers_lock:
             scheduler = self._schedulers.get(key)
             if scheduler is None:
-                scheduler = DecodeScheduler(
-                    loaded.model, loaded.device, self.max_batch, self._lock, on_exit=self._forget, name=loaded.spec.name
-                )
+                if self.decode_process and loaded.device.type == "cpu":
+                    scheduler = ProcessScheduler(
+                        loaded.model, loaded.device, self.max_batch, self._lock, on_exit=self._forget,
+                        name=loaded.spec.name, threads=self.threads,
+                    )
+                else:
+                    scheduler = DecodeScheduler(
+                        loaded.model, loaded.device, self.max_batch, self._lock, on_exit=self._forget, name=loaded.spec.name
+                    )
                 self._schedulers[key] = scheduler
             return scheduler
 
-    def _forget(self, scheduler: DecodeScheduler) -> None:
+    def close(self) -> None:
+        """End the decoding processes (at the app's end; runs still decoding there fail)."""
+        with self._schedulers_lock:
+            schedulers = list(self._schedulers.values())
+        for scheduler in schedulers:
+            if isinstance(scheduler, ProcessScheduler):
+                scheduler.close()
+
+    def _forget(self, scheduler: DecodeScheduler | ProcessScheduler) -> None:
         """An idle scheduler lets its model go (the registry may have unloaded it)."""
         with self._schedulers_lock:
             for key, known in list(self._schedulers.items()):
@@ -443,11 +463,11 @@ def _consume(
 
 
 def _stream_batched(
-    scheduler: DecodeScheduler, loaded: LoadedModel, prepared: PreparedRun, cancel: threading.Event
+    scheduler: DecodeScheduler | ProcessScheduler, loaded: LoadedModel, prepared: PreparedRun, cancel: threading.Event
 ) -> Iterator[GenerationEvent]:
     """A streaming decoder run, decoded together with the others of its model."""
     params = prepared.params
-    meter = MemoryMeter(loaded.device)
+    meter = MemoryMeter(loaded.device, pid=scheduler.worker_pid)
     stop = None
     if params.stop_sequences:
         stop = StopStringCriteria(tokenizer=loaded.tokenizer, stop_strings=list(params.stop_sequences))

@@ -61,12 +61,16 @@ class RunMetrics:
 class MemoryMeter:
     """Peak memory over one run: `tick()` after every token reads the process's RSS every
     `every` tokens (a read is ~50 us, 1-2 % of a small model's step), `finish()` reads it
-    once more. On CUDA, torch's own peak counter is exact and free."""
+    once more. On CUDA, torch's own peak counter is exact and free. `pid`: the process that
+    decodes the run, when it is not this one (backend.decode_process)."""
 
-    def __init__(self, device: torch.device, every: int = 8) -> None:
+    def __init__(self, device: torch.device, every: int = 8, pid: int | None = None) -> None:
         self.device = device
         self.cuda = device.type == "cuda"
-        self._process = psutil.Process()
+        try:
+            self._process = psutil.Process(pid)
+        except psutil.NoSuchProcess:  # (it has just ended: the run decodes here)
+            self._process = psutil.Process()
         self.peak = 0
         self.every = every
         self._ticks = 0
@@ -85,7 +89,10 @@ class MemoryMeter:
 
     def sample(self) -> None:
         if not self.cuda:
-            self.peak = max(self.peak, self._process.memory_info().rss)
+            try:
+                self.peak = max(self.peak, self._process.memory_info().rss)
+            except psutil.NoSuchProcess:  # (a decoding process that ended: its run fails and says so)
+                return
 
     def finish(self) -> int:
         if self.cuda:

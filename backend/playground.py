@@ -135,7 +135,9 @@ class Playground:
             device=settings.device,
             offline=settings.offline,
         )
-        self.engine = GenerationEngine(max_batch=settings.max_batch)
+        self.engine = GenerationEngine(
+            max_batch=settings.max_batch, decode_process=settings.decode_process, threads=settings.torch_threads
+        )
         self.runlog = RunLog(settings.db_url)
         with self.runlog.session() as session, session.begin():
             interrupted = interrupt_unfinished(session)
@@ -145,6 +147,7 @@ class Playground:
         self.lab = ThroughputLab()
 
     def close(self) -> None:
+        self.engine.close()
         self.runlog.dispose()
 
     def apply_process_settings(self) -> None:

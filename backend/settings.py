@@ -52,6 +52,10 @@ class Settings:
     # OpenMP threads swing tenfold when anything else runs, and were slower even when nothing did
     # (README, "Serving a room").
     torch_threads: int = 1
+    # PLAYGROUND_DECODE_PROCESS: 1 (default) = a CPU model's batched decoding runs in a worker
+    # process of its own, beside the web server (backend.decode_process); 0 = in a thread of the
+    # app's process.
+    decode_process: bool = True
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -76,4 +80,5 @@ class Settings:
             shared_history=_truthy(env.get("PLAYGROUND_SHARED_HISTORY")),
             max_batch=_int_setting(env, "PLAYGROUND_MAX_BATCH", 16, 1, 64),
             torch_threads=_int_setting(env, "PLAYGROUND_TORCH_THREADS", 1, 0, 256),
+            decode_process=bool(_int_setting(env, "PLAYGROUND_DECODE_PROCESS", 1, 0, 1)),
         )

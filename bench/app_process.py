@@ -48,3 +48,19 @@ def start_app(port: int, db: Path, threads: int | None = None, env: Mapping[str,
             time.sleep(0.3)
     process.kill()
     raise RuntimeError("the app did not start within 120 s")
+
+
+def steady_state(client, model: str, timeout: float = 60.0) -> str:
+    """Wait until `model`'s streaming runs decode where the app serves them in steady state (on a
+    CPU, its decoding process, which starts with the model's first run: backend.decode_process;
+    with PLAYGROUND_DECODE_PROCESS=0, the app's process); where that is, from /serving_stats. Call
+    it after a first run of the model."""
+    deadline = time.perf_counter() + timeout
+    where = ""
+    while time.perf_counter() < deadline:
+        stats = client.predict(api_name="/serving_stats")[-1]
+        where = next((m["decoded_in"] for m in stats["models"] if m["model"] == model), "")
+        if where and "starts" not in where:
+            break
+        time.sleep(0.5)
+    return where

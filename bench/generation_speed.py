@@ -47,7 +47,7 @@ from transformers.generation.streamers import BaseStreamer  # noqa: E402
 from backend.generation import GenerationDone, GenerationEngine, TokenEvent  # noqa: E402
 from backend.params import DecodingParams  # noqa: E402
 from backend.registry import ModelRegistry, load_specs  # noqa: E402
-from bench.app_process import free_port, start_app  # noqa: E402
+from bench.app_process import free_port, start_app, steady_state  # noqa: E402
 
 PROMPT = "Return a new list containing all items from the iterable in ascending order."
 
@@ -180,6 +180,7 @@ def main() -> None:
             bare_generate(loaded, args.tokens)  # warm-ups; the app's loads the model there
             engine_generate(engine, loaded, args.tokens)
             app_generate(client, args.model, args.tokens)
+            print(f"the app decodes in {steady_state(client, args.model) or 'its own process'}")
             for _ in range(args.repeats):
                 a_runs.append(bare_generate(loaded, args.tokens))
                 b_runs.append(engine_generate(engine, loaded, args.tokens))

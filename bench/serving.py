@@ -36,7 +36,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.app_process import free_port, start_app  # noqa: E402
+from bench.app_process import free_port, start_app, steady_state  # noqa: E402
 
 EMBEDDED = "stdlib-gpt2 (embedded)"
 SMOLLM = "smollm2-135m-shaped (random)"
@@ -102,6 +102,12 @@ def _tls_context():
     import ssl
 
     return ssl.create_default_context()
+
+
+def warm_up(client, model: str) -> str:
+    """Load the model (one short request) and wait for the app's steady state; where it decodes."""
+    one_request(client, model, 0, 4)
+    return steady_state(client, model)
 
 
 def open_sessions(url: str, n: int) -> list:
@@ -223,7 +229,7 @@ def main() -> None:
             try:
                 url = f"http://127.0.0.1:{port}/"
                 warm = client_of(url)
-                one_request(warm, model, 0, 8)  # loads the model
+                print(f"{model}: decodes in {warm_up(warm, model)}")
                 clients = open_sessions(url, args.clients)
                 rounds = []
                 for _ in range(args.rounds):
@@ -260,7 +266,7 @@ def main() -> None:
                 app = start_app(port, db, env={**env, **({"PLAYGROUND_MAX_BATCH": batch} if batch else {})})
                 try:
                     url = f"http://127.0.0.1:{port}/"
-                    one_request(client_of(url), EMBEDDED, 0, 4)  # loads the model
+                    print(f"  {mode}: decodes in {warm_up(client_of(url), EMBEDDED)}")
                     results, wall = clients_at_once(url, EMBEDDED, args.room, 32, args.repeats)
                 finally:
                     app.terminate()

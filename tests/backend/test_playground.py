@@ -146,6 +146,8 @@ def test_runs_left_running_by_an_app_that_ended_are_interrupted_at_the_next_star
         assert row.status == "interrupted" and row.finish_reason == "interrupted"
         assert row.new_tokens == 3 and row.output == "".join(s.text for s in steps)
     stream.close()
+    first.engine.close()
+    second.close()
     second.close()
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 from gradio_client import Client
 
@@ -14,6 +16,15 @@ def test_the_serving_figures_and_the_lab_answer_through_the_api(served_app) -> N
     assert stats["max_batch"] == playground.settings.max_batch
     tiny = next(m for m in stats["models"] if m["model"] == "tiny-gpt2")
     assert tiny["tokens"] >= 3 and tiny["decoding"] == 0 and tiny["largest_batch"] >= 1
+    deadline = time.time() + 120  # the model's decoding process started with that first run
+    while not tiny["decoded_in"].startswith("worker process") and time.time() < deadline:
+        time.sleep(0.2)
+        tiny = next(m for m in client.predict(api_name="/serving_stats")[-1]["models"] if m["model"] == "tiny-gpt2")
+    assert tiny["decoded_in"].startswith("worker process")
+    result = client.predict(model="tiny-gpt2", prompt="Return", max_new_tokens=3, min_new_tokens=3, api_name="/text_generation")[-1]
+    assert result["metrics"]["new_tokens"] == 3 and len(result["tokens"]) == 3 and result["tokens"][0]["alternatives"]
+    after = next(m for m in client.predict(api_name="/serving_stats")[-1]["models"] if m["model"] == "tiny-gpt2")
+    assert after["tokens"] == tiny["tokens"] + 3  # decoded by that process
     lab = client.predict(model="tiny-gpt2", n_values=[1, 2], max_new_tokens=4, api_name="/throughput_lab")[-1]
     assert [p["n"] for p in lab["points"]] == [1, 2] and [p["tokens"] for p in lab["points"]] == [4, 8]
     mine = {r["id"] for r in client.predict(api_name="/history")[-1]["runs"]}

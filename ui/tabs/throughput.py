@@ -23,10 +23,14 @@ ABOUT = """**Serving a room.** The seeds name throughput (how many requests a sy
 beside time to first token and time per token. Here the streaming generations of one decoder model
 **decode together**: each step is one forward pass over every sequence in the batch (at most
 {max_batch}), each with its own decoding chain, seed, stop sequences and Stop button. A request that
-arrives while others decode joins at the next step. Below: what decodes right now, and a lab that
-measures the trade-off on this very machine."""
+arrives while others decode joins at the next step. On a CPU the batch decodes in a worker process
+of its own, beside the web server (one Python process uses about one core). Below: what decodes
+right now, and a lab that measures the trade-off on this very machine."""
 
-LIVE_HEADERS = ("model", "decoding now", "waiting", "tokens/s (all streams)", "time per token (per stream)", "largest batch", "at most")
+LIVE_HEADERS = (
+    "model", "decoding now", "waiting", "tokens/s (all streams)", "time per token (per stream)", "largest batch", "at most",
+    "decodes in",
+)
 
 
 def live_html(stats: Sequence[dict[str, Any]], max_batch: int) -> str:
@@ -41,7 +45,10 @@ def live_html(stats: Sequence[dict[str, Any]], max_batch: int) -> str:
     rows = []
     for s in stats:
         tpot = "–" if s["time_per_token_s"] is None else f"{s['time_per_token_s'] * 1000:.1f} ms"
-        cells = (s["model"], s["decoding"], s["waiting"], f"{s['tokens_per_s']:.0f}", tpot, s["largest_batch"], s["max_batch"])
+        cells = (
+            s["model"], s["decoding"], s["waiting"], f"{s['tokens_per_s']:.0f}", tpot, s["largest_batch"], s["max_batch"],
+            s["decoded_in"],
+        )
         rows.append("<tr>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in cells) + "</tr>")
     return f'<table class="serving-live"><thead><tr>{head}</tr></thead><tbody>{"".join(rows)}</tbody></table>'
 
