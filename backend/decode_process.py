@@ -148,11 +148,12 @@ class ProcessScheduler:
             if self._worker is worker:
                 self._worker = None
                 self._deaths += 1
-        self._exit_if_idle()
 
     def _exit_if_idle(self) -> None:
+        """Let the engine forget this scheduler (and the model) when nothing decodes; a scheduler
+        whose worker died or could not start is kept, so that its count of deaths holds."""
         with self._lock:
-            idle = self._worker is None and self._local.idle
+            idle = self._worker is None and self._local.idle and self._deaths == 0
         if idle:
             self.on_exit(self)
 
@@ -223,7 +224,7 @@ class _Worker:
         try:
             self._send(pickle.dumps(("close",)))
         except (OSError, ValueError):
-            pass  # (it has ended already)
+            log.info("the decoding process of %s had ended before it was closed", self.owner.name)
         self.process.join(timeout=10)
         if self.process.is_alive():
             self.process.terminate()
