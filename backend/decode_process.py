@@ -123,6 +123,17 @@ class ProcessScheduler:
         if worker is not None:
             worker.close()
 
+    def close_when_idle(self) -> None:
+        """Take no more runs; end the worker now if it decodes none, else when it has been idle
+        for WORKER_IDLE_SECONDS (its runs go on to their end)."""
+        with self._lock:
+            self._closed = True
+            worker = self._worker
+            if worker is None or worker.in_flight:
+                return
+            self._worker = None
+        worker.close()
+
     # -- the worker's life ----------------------------------------------------------------------
 
     def _start(self) -> _Worker | None:

@@ -234,9 +234,15 @@ class GenerationEngine:
 
     def _scheduler(self, loaded: LoadedModel) -> DecodeScheduler | ProcessScheduler:
         key = id(loaded.model)
+        stale: list[DecodeScheduler | ProcessScheduler] = []
         with self._schedulers_lock:
             scheduler = self._schedulers.get(key)
             if scheduler is None:
+                # the model was loaded again (the registry had let it go): its former scheduler
+                # takes no more runs, and its decoding process ends once the runs it has are done
+                for other, known in list(self._schedulers.items()):
+                    if known.name == loaded.spec.name:
+                        stale.append(self._schedulers.pop(other))
                 if self.decode_process and loaded.device.type == "cpu":
                     scheduler = ProcessScheduler(
                         loaded.model, loaded.device, self.max_batch, self._lock, on_exit=self._forget,
@@ -247,7 +253,10 @@ class GenerationEngine:
                         loaded.model, loaded.device, self.max_batch, self._lock, on_exit=self._forget, name=loaded.spec.name
                     )
                 self._schedulers[key] = scheduler
-            return scheduler
+        for former in stale:
+            if isinstance(former, ProcessScheduler):
+                former.close_when_idle()
+        return scheduler
 
     def close(self) -> None:
         """End the decoding processes (at the app's end; runs still decoding there fail)."""

@@ -218,3 +218,20 @@ def test_a_decoding_process_that_dies_fails_its_runs_and_the_model_keeps_serving
     finally:
         engine.close()
     assert not psutil.pid_exists(successor)  # closed with the engine
+
+
+def test_a_model_loaded_again_has_one_scheduler_and_its_former_process_ends(loaded: LoadedModel) -> None:
+    engine = GenerationEngine(max_batch=16, decode_process=True)
+    try:
+        former = worker_of(engine, loaded)
+        again = ModelRegistry((loaded.spec,), max_loaded=1, device="cpu", offline=True).get("long")  # (as after an unload)
+        assert again.model is not loaded.model
+        list(engine.stream(again, PROMPTS[1], DecodingParams(max_new_tokens=5), threading.Event()))
+        (name, stats), = engine.serving_stats()  # one entry per model name, the new one's
+        assert name == "long" and stats.tokens == 5
+        deadline = time.time() + 30
+        while psutil.pid_exists(former) and time.time() < deadline:
+            time.sleep(0.1)
+        assert not psutil.pid_exists(former)  # it decoded nothing more: closed at once
+    finally:
+        engine.close()
