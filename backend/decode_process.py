@@ -64,24 +64,19 @@ class _Submit:
 
 class ProcessScheduler:
     """The streaming runs of one CPU model, decoded together in a worker process (see the module
-    docstring); the same interface as `DecodeScheduler`."""
+    docstring); the same interface as `DecodeScheduler`. `local` is the model's scheduler in
+    this process: it decodes while the worker starts, and for good if the worker cannot run."""
 
     def __init__(
-        self,
-        model: torch.nn.Module,
-        device: torch.device,
-        max_batch: int,
-        lock: threading.Lock,
-        on_exit: Callable[[ProcessScheduler], None] = lambda scheduler: None,
-        name: str = "",
-        threads: int = 1,
+        self, local: DecodeScheduler, threads: int = 1, on_exit: Callable[[ProcessScheduler], None] = lambda scheduler: None
     ) -> None:
-        self.name = name
-        self.model = model
-        self.max_batch = max_batch
+        self.name = local.name
+        self.model = local.model
+        self.max_batch = local.max_batch
         self.threads = threads
         self.on_exit = on_exit
-        self._local = DecodeScheduler(model, device, max_batch, lock, on_exit=lambda _: self._exit_if_idle(), name=name)
+        self._local = local
+        local.on_exit = lambda _: self._exit_if_idle()  # (this scheduler is the one the engine forgets)
         self._lock = threading.Lock()
         self._worker: _Worker | None = None
         self._deaths = 0
@@ -113,7 +108,7 @@ class ProcessScheduler:
         if worker is None:
             return local
         where = f"worker process {worker.process.pid}" if worker.ready.is_set() else "the app's process (a worker starts)"
-        return replace(merged(worker.stats(self.max_batch), local), decoded_in=where)
+        return replace(merged(worker.stats(), local), decoded_in=where)
 
     def close(self) -> None:
         """End the worker (the runs it decodes fail); runs in the app's process go on."""
@@ -204,8 +199,8 @@ class _Worker:
     def decoding(self) -> int:
         return len(self._started)
 
-    def stats(self, max_batch: int) -> ServingStats:
-        return self.figures.stats(len(self._requests) - len(self._started), len(self._started), max_batch)
+    def stats(self) -> ServingStats:
+        return self.figures.stats(len(self._requests) - len(self._started), len(self._started), self.owner.max_batch)
 
     def submit(self, request: BatchRequest) -> bool:
         """Hand a request to the worker; False if it cannot go (the caller decodes it here)."""

@@ -243,15 +243,11 @@ class GenerationEngine:
                 for other, known in list(self._schedulers.items()):
                     if known.name == loaded.spec.name:
                         stale.append(self._schedulers.pop(other))
+                scheduler = DecodeScheduler(
+                    loaded.model, loaded.device, self.max_batch, self._lock, on_exit=self._forget, name=loaded.spec.name
+                )
                 if self.decode_process and loaded.device.type == "cpu":
-                    scheduler = ProcessScheduler(
-                        loaded.model, loaded.device, self.max_batch, self._lock, on_exit=self._forget,
-                        name=loaded.spec.name, threads=self.threads,
-                    )
-                else:
-                    scheduler = DecodeScheduler(
-                        loaded.model, loaded.device, self.max_batch, self._lock, on_exit=self._forget, name=loaded.spec.name
-                    )
+                    scheduler = ProcessScheduler(scheduler, threads=self.threads, on_exit=self._forget)
                 self._schedulers[key] = scheduler
         for former in stale:
             if isinstance(former, ProcessScheduler):

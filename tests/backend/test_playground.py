@@ -148,7 +148,6 @@ def test_runs_left_running_by_an_app_that_ended_are_interrupted_at_the_next_star
     stream.close()
     first.engine.close()
     second.close()
-    second.close()
 
 
 def test_a_failure_after_the_start_ends_the_started_run_as_an_error(playground, monkeypatch) -> None:

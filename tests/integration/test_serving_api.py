@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import time
-
 import pytest
 from gradio_client import Client
+
+from bench.app_process import steady_state
 
 
 def test_the_serving_figures_and_the_lab_answer_through_the_api(served_app) -> None:
@@ -16,11 +16,8 @@ def test_the_serving_figures_and_the_lab_answer_through_the_api(served_app) -> N
     assert stats["max_batch"] == playground.settings.max_batch
     tiny = next(m for m in stats["models"] if m["model"] == "tiny-gpt2")
     assert tiny["tokens"] >= 3 and tiny["decoding"] == 0 and tiny["largest_batch"] >= 1
-    deadline = time.time() + 120  # the model's decoding process started with that first run
-    while not tiny["decoded_in"].startswith("worker process") and time.time() < deadline:
-        time.sleep(0.2)
-        tiny = next(m for m in client.predict(api_name="/serving_stats")[-1]["models"] if m["model"] == "tiny-gpt2")
-    assert tiny["decoded_in"].startswith("worker process")
+    assert steady_state(client, "tiny-gpt2", timeout=120).startswith("worker process")  # started by that first run
+    tiny = next(m for m in client.predict(api_name="/serving_stats")[-1]["models"] if m["model"] == "tiny-gpt2")
     result = client.predict(model="tiny-gpt2", prompt="Return", max_new_tokens=3, min_new_tokens=3, api_name="/text_generation")[-1]
     assert result["metrics"]["new_tokens"] == 3 and len(result["tokens"]) == 3 and result["tokens"][0]["alternatives"]
     after = next(m for m in client.predict(api_name="/serving_stats")[-1]["models"] if m["model"] == "tiny-gpt2")
