@@ -1,13 +1,21 @@
-"""The decoding chain: the custom presence/frequency penalty against a hand computation, and
-the order of the stages."""
+"""The decoding chain: the custom presence/frequency penalty against a hand computation, the
+faster top-p and min_new_tokens against transformers' own, and the order of the stages."""
 
 from __future__ import annotations
 
+import math
+
 import torch
-from transformers import TemperatureLogitsWarper, TopKLogitsWarper, TopPLogitsWarper
+from transformers import MinNewTokensLengthLogitsProcessor, TemperatureLogitsWarper, TopKLogitsWarper, TopPLogitsWarper
 
 from backend.params import DecodingParams
-from backend.processors import ModelRules, PresenceFrequencyPenaltyLogitsProcessor, build_chain
+from backend.processors import (
+    MinNewTokensLogitsProcessor,
+    ModelRules,
+    PresenceFrequencyPenaltyLogitsProcessor,
+    SortedTopPLogitsWarper,
+    build_chain,
+)
 
 
 def test_presence_frequency_penalty_matches_hand_computation() -> None:
@@ -88,3 +96,37 @@ def test_chain_output_equals_the_warpers_applied_by_hand() -> None:
     chain = build_chain(DecodingParams(temperature=0.5, top_k=10, top_p=0.8), prompt_length=3, eos_token_ids=[0])
     expected = TopPLogitsWarper(0.8)(ids, TopKLogitsWarper(10)(ids, TemperatureLogitsWarper(0.5)(ids, scores.clone())))
     assert torch.equal(chain.processors()(ids, scores.clone()), expected)
+
+
+def test_top_p_with_numpy_sort_equals_transformers_top_p() -> None:
+    """Over rows of every kind (flat, peaked, filtered to -inf by an earlier stage, float64) and
+    several top_p and min_tokens_to_keep: the same tokens kept, the same values."""
+    generator = torch.Generator().manual_seed(0)
+    rows = [torch.randn(4, 4096, generator=generator) * scale for scale in (0.1, 1.0, 8.0)]
+    filtered = torch.randn(3, 4096, generator=generator)
+    filtered[:, 100:] = -math.inf  # (top-k before it)
+    rows += [filtered, torch.randn(2, 300, generator=generator, dtype=torch.float64)]
+    ids = torch.tensor([[1, 2, 3]])
+    for scores in rows:
+        for top_p in (0.05, 0.5, 0.9, 0.95, 1.0):
+            for keep in (1, 3):
+                ours = SortedTopPLogitsWarper(top_p, min_tokens_to_keep=keep)(ids, scores.clone())
+                theirs = TopPLogitsWarper(top_p, min_tokens_to_keep=keep)(ids, scores.clone())
+                assert torch.equal(ours, theirs), (scores.shape, top_p, keep)
+
+
+def test_min_new_tokens_equals_transformers_rule_before_and_after_it_applies() -> None:
+    scores = torch.randn(2, 50)
+    for eos in ([0], [3, 7]):
+        for length in range(5, 9):  # prompt 5, min_new_tokens 2: applies at 5 and 6 tokens, not after
+            ids = torch.zeros((2, length), dtype=torch.long)
+            ours = MinNewTokensLogitsProcessor(5, 2, eos)(ids, scores.clone())
+            theirs = MinNewTokensLengthLogitsProcessor(5, 2, eos)(ids, scores.clone())
+            assert torch.equal(ours, theirs), (eos, length)
+            assert torch.isinf(ours[:, eos]).all() == (length < 7)
+
+
+def test_the_chain_uses_the_faster_stages() -> None:
+    chain = build_chain(DecodingParams(temperature=0.5, top_p=0.8, min_new_tokens=3), prompt_length=3, eos_token_ids=[0])
+    kinds = {stage.name: type(stage.processor) for stage in chain.stages}
+    assert kinds["top-p"] is SortedTopPLogitsWarper and kinds["min new tokens"] is MinNewTokensLogitsProcessor

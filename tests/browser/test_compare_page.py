@@ -64,3 +64,16 @@ def test_a_beam_run_shows_its_tree_and_every_run_its_cost(page: Page) -> None:
     assert "3 beams" in title
     cost = page.locator("#text_generation_cost").inner_text()
     assert "context: prompt" in cost and "KV cache at the end" in cost and "× 3 sequences" in cost
+    assert page.locator("#text_generation_sequences").is_visible()  # the returned sequences, ranked
+    assert page.locator("#text_generation_sequences").inner_text().count("\n") >= 3
+
+    # the next run searches no beams: the tree and the table go away again, and come back with beams
+    set_field(page, "text_generation_num_beams", "1")
+    tab.get_by_role("button", name="Generate", exact=True).click()
+    page.wait_for_selector("#text_generation_cost:not(:has-text('× 3 sequences')):has-text('KV cache at the end')", timeout=60_000)
+    page.locator("#text_generation_beam_tree").wait_for(state="hidden", timeout=10_000)
+    assert not page.locator("#text_generation_sequences").is_visible()
+    set_field(page, "text_generation_num_beams", "3")
+    tab.get_by_role("button", name="Generate", exact=True).click()
+    page.locator("#text_generation_beam_tree .js-plotly-plot").wait_for(timeout=60_000)
+    assert page.locator("#text_generation_sequences").is_visible()

@@ -24,6 +24,7 @@ from ui.errors import user_facing_errors
 from ui.forms import TabForm
 from ui.identity import Identity
 from ui.models import describe_model, model_dropdown
+from ui.processing import postprocessed, preprocessed, resolved_annotations
 from ui.render import metrics_markdown, probability_json, progress_markdown, tokens_html
 from ui.serving import GENERATION_GROUP
 from ui.views.beam_tree import beam_tree_json
@@ -45,6 +46,14 @@ CROWD = 4
 
 #: The returned-sequences table while tokens stream (it fills in when a beam search ends).
 NO_SEQUENCES: list[list[Any]] = []
+#: (the returned-sequences table, the beam tree) visible: as a page starts, neither.
+NO_EXTRAS = (False, False)
+
+
+def _shown_if(value: Any, visible: bool, shown: bool) -> Any:
+    """A value for a component that is `visible` after this update and `shown` before it: the value
+    alone when its visibility stays, else a property update."""
+    return value if visible == shown else gr.update(value=value, visible=visible)
 
 
 def plot_data(chart_json: str) -> PlotData:
@@ -129,6 +138,7 @@ def build_generation_tab(
                     visible=False,
                     interactive=False,
                     wrap=True,
+                    elem_id=f"{prefix}_sequences",
                 )
                 beam_tree = gr.Plot(
                     label="Beam tree: the hypotheses beam search weighed (hover a dot)", visible=False,
@@ -140,15 +150,28 @@ def build_generation_tab(
                     elem_id=f"{prefix}_latency",
                 )
                 result = gr.JSON(label="Result (JSON, as the API returns it)", open=False)
+                # whether this page shows the returned-sequences table and the beam tree now: a run's
+                # last update changes their visibility only when it must (a property update makes
+                # Gradio build a new component and its config: ~0.7 ms each, alone; a value, nothing)
+                extras_shown = gr.State(NO_EXTRAS)
                 inspector = build_inspector(playground, identity, prefix, output, public=public_views)
         build_compare_view(playground, controls, identity, task, prefix, model, prompt, inspector, public=public_views)
 
-    outputs = [output, chart, metrics, sequences, inspector.run_id, cost, latency, beam_tree, result]  # the JSON last
+    outputs = [output, chart, metrics, sequences, inspector.run_id, cost, latency, beam_tree, extras_shown, result]  # the JSON last
+    fields = {spec.input_name: prompt, **{name: panel.components[name] for name in DecodingParams.field_names()}}
+    inputs = {"model": model, **fields}
 
+    @resolved_annotations
     def generate_text(
-        model: str, request: gr.Request, browser_id: str | None = None, progress: gr.Progress = gr.Progress(), **values: Any
+        model: str,
+        request: gr.Request,
+        browser_id: str | None = None,
+        shown: tuple[bool, bool] = NO_EXTRAS,
+        progress: gr.Progress = gr.Progress(),
+        **values: Any,
     ) -> Iterator[tuple[Any, ...]]:
-        prompt = values.pop(spec.input_name)
+        values = preprocessed(inputs, {"model": model, **values})  # (the event leaves it to the handler: ui.processing)
+        model, prompt = values.pop("model"), values.pop(spec.input_name)
         session = request.session_hash or "anonymous"
         cancel = controls.start(session, task.value)
         steps: list[TokenStep] = []
@@ -182,7 +205,7 @@ def build_generation_tab(
                                 chart = plot_data(probability_json(steps, hover=False))
                             # (no gr.skip() here: Gradio treats it as a property update and rebuilds
                             # the component's whole config, ~2 ms each; an unchanged value costs nothing)
-                            yield (
+                            yield postprocessed(outputs, (
                                 tokens_html(prompt, steps, "generating…"),
                                 chart,
                                 progress_markdown(len(steps), now - start),
@@ -191,15 +214,17 @@ def build_generation_tab(
                                 "",  # the cost views fill in when the run ends
                                 None,
                                 None,
+                                shown,
                                 {"status": "running", "new_tokens": len(steps), "text": "".join(s.text for s in steps)},
-                            )
+                            ))
                         continue
                     assert isinstance(event, GenerationRun)
                     result = event.result
                     out = event.to_json()
                     tree = beam_tree_json(out["beam_tree"])
                     several = len(result.sequences) > 1 or result.params.num_beams > 1
-                    yield (
+                    now_shown = (several, tree is not None)
+                    yield postprocessed(outputs, (
                         tokens_html(prompt, result.steps, result.finish_reason),
                         plot_data(probability_json(result.steps, "best sequence" if several else "")),
                         metrics_markdown(
@@ -209,13 +234,14 @@ def build_generation_tab(
                             chain=result.chain.describe(),
                             notes=result.notes,
                         ),
-                        gr.Dataframe(value=_sequence_rows(event), visible=several),
+                        _shown_if(_sequence_rows(event), now_shown[0], shown[0]),
                         event.run_id,
                         cost_html(out),
                         plot_data(latency_json([("", out)])),
-                        gr.Plot(value=None if tree is None else plot_data(tree), visible=tree is not None),
+                        _shown_if(None if tree is None else plot_data(tree), now_shown[1], shown[1]),
+                        now_shown,
                         out,
-                    )
+                    ))
         finally:
             controls.finish(session, task.value, cancel)
 
@@ -227,14 +253,12 @@ def build_generation_tab(
     generate.click(
         generate_text,
         inputs=[model],
-        inputs_kwargs={
-            spec.input_name: prompt,
-            **{name: panel.components[name] for name in DecodingParams.field_names()},
-            "browser_id": identity.state,
-        },
+        inputs_kwargs={**fields, "browser_id": identity.state, "shown": extras_shown},
         outputs=outputs,
         api_name=spec.api_name,
         concurrency_id=GENERATION_GROUP,  # (its limit is set by ui.serving.enable_queue)
+        preprocess=False,  # the handler processes its inputs and outputs itself (ui.processing)
+        postprocess=False,
     )
     stop.click(stop_generation, inputs=None, outputs=None, api_name=f"stop_{spec.api_name}", concurrency_limit=None)
     form = TabForm(prefix, (task.value,), model, {spec.input_name: prompt, **panel.components})
