@@ -199,10 +199,15 @@ class GenerationEngine:
         return replace(prepared, params=applied)  # (the chain does not depend on the seed)
 
     def run(self, loaded: LoadedModel, prepared: PreparedRun, cancel: threading.Event) -> Iterator[GenerationEvent]:
-        """Run a prepared generation: TokenEvents (streaming modes only), then GenerationDone."""
+        """Run a prepared generation: TokenEvents (streaming modes only), then GenerationDone. A
+        run that decodes with its model's others is handed to their loop at once (its prompt is
+        prefilled while the caller logs its start; a caller that gives up on it sets `cancel`);
+        the others start at the first next()."""
         if self.batches(loaded, prepared):
-            yield from _stream_batched(self._scheduler(loaded), loaded, prepared, cancel)
-            return
+            return _stream_batched(self._scheduler(loaded), loaded, prepared, cancel)
+        return self._run_alone(loaded, prepared, cancel)
+
+    def _run_alone(self, loaded: LoadedModel, prepared: PreparedRun, cancel: threading.Event) -> Iterator[GenerationEvent]:
         with self._lock:
             if prepared.params.streams:
                 yield from _stream_one(loaded, prepared, cancel)
@@ -470,7 +475,8 @@ def _consume(
 def _stream_batched(
     scheduler: DecodeScheduler | ProcessScheduler, loaded: LoadedModel, prepared: PreparedRun, cancel: threading.Event
 ) -> Iterator[GenerationEvent]:
-    """A streaming decoder run, decoded together with the others of its model."""
+    """A streaming decoder run, decoded together with the others of its model: submitted now,
+    streamed by the generator returned."""
     params = prepared.params
     meter = MemoryMeter(loaded.device, pid=scheduler.worker_pid)
     stop = None
@@ -487,6 +493,17 @@ def _stream_batched(
         on_token=meter.tick,
     )
     scheduler.submit(request)
+    return _stream_submitted(scheduler, request, loaded, prepared, cancel, meter)
+
+
+def _stream_submitted(
+    scheduler: DecodeScheduler | ProcessScheduler,
+    request: BatchRequest,
+    loaded: LoadedModel,
+    prepared: PreparedRun,
+    cancel: threading.Event,
+    meter: MemoryMeter,
+) -> Iterator[GenerationEvent]:
     try:
         yield from _consume(
             request.channel, loaded, prepared, cancel, request.submitted, meter, crowd=lambda: scheduler.decoding,

@@ -226,12 +226,16 @@ class Playground:
                     prepared = self.engine.prepare(loaded, loaded.spec.prefix + text, decoding, truncate_input=truncate)
                     applied, prompt_tokens = prepared.params, prepared.prompt_tokens
                     started_json = _generation_result(prepared.chain.names, prepared.notes, prepared.input_token_ids)
-                    events = self.engine.run(loaded, prepared, cancel)
+                    events = self.engine.run(loaded, prepared, cancel)  # (a batched run decodes from now on)
                 record.update(params=applied.to_dict(), seed=applied.seed)
-                recorder = RunRecorder(
-                    self.runlog,
-                    RunRecord(status=RunStatus.RUNNING, result=started_json, metrics={"prompt_tokens": prompt_tokens or None}, **record),
-                )
+                try:
+                    recorder = RunRecorder(
+                        self.runlog,
+                        RunRecord(status=RunStatus.RUNNING, result=started_json, metrics={"prompt_tokens": prompt_tokens or None}, **record),
+                    )
+                except BaseException:
+                    cancel.set()  # the run cannot be logged: it stops decoding, and fails as an error
+                    raise
                 for event in events:
                     if isinstance(event, TokenEvent):
                         steps.append(event.step)

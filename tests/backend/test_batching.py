@@ -189,6 +189,20 @@ def test_a_request_that_arrives_joins_within_a_few_steps(engine: GenerationEngin
     assert not engine.serving_stats() or engine.serving_stats()[0][1].decoding == 0  # the closed stream left the batch
 
 
+def test_a_batched_run_decodes_from_the_moment_it_is_handed_over(engine: GenerationEngine, loaded: LoadedModel) -> None:
+    """engine.run submits at once (the caller logs the run's start meanwhile); the tokens wait in
+    its channel for the first next()."""
+    params = DecodingParams(max_new_tokens=12, min_new_tokens=12, seed=4)
+    tokens_before = engine.serving_stats()[0][1].tokens if engine.serving_stats() else 0
+    events = engine.run(loaded, engine.prepare(loaded, PROMPTS[2], params), threading.Event())
+    deadline = time.time() + 30
+    while time.time() < deadline and (not engine.serving_stats() or engine.serving_stats()[0][1].tokens < tokens_before + 12):
+        time.sleep(0.01)
+    assert engine.serving_stats()[0][1].tokens >= tokens_before + 12  # all of it decoded, nothing read yet
+    result = list(events)[-1].result
+    assert result.sequences[0].token_ids == run_alone(loaded, PROMPTS[2], params).sequences[0].token_ids
+
+
 def fresh_stats(engine: GenerationEngine):
     """The serving figures just after a step was counted (a decoding process reports its steps
     every few milliseconds: figures read just after a report lag behind by nothing)."""

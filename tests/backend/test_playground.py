@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 
 import pytest
 from sqlalchemy import select, text
@@ -162,3 +163,25 @@ def test_a_failure_after_the_start_ends_the_started_run_as_an_error(playground, 
         rows = session.scalars(select(Run)).all()
     assert [(r.status, r.error) for r in rows] == [("error", "RuntimeError: the model fell over")]
     assert rows[0].seed is not None and rows[0].prompt_tokens == 2
+
+
+def test_a_run_whose_start_cannot_be_logged_stops_decoding_and_fails(playground, monkeypatch) -> None:
+    """A batched run decodes from the moment the engine has it, before its start is logged: when
+    that write fails, the run is stopped in the batch, and the failure is logged as an error."""
+    import backend.playground
+
+    def refuse(*args, **kwargs):
+        raise RuntimeError("the run log refused the write")
+
+    monkeypatch.setattr(backend.playground, "RunRecorder", refuse)
+    cancel = threading.Event()
+    with pytest.raises(RuntimeError, match="refused the write"):
+        list(playground.text_generation("tiny-gpt2", "Return the", {"max_new_tokens": 200, "min_new_tokens": 200}, cancel))
+    assert cancel.is_set()
+    deadline = time.time() + 10
+    while time.time() < deadline and playground.engine.decoding_now():
+        time.sleep(0.01)
+    assert playground.engine.decoding_now() == 0 and sum(s.tokens for _, s in playground.engine.serving_stats()) < 200
+    with playground.runlog.session() as session:
+        rows = session.scalars(select(Run)).all()
+    assert [(r.status, r.error) for r in rows] == [("error", "RuntimeError: the run log refused the write")]
