@@ -39,6 +39,9 @@ class Alternative:
     prob: float | None  # None: not reported (a remote engine gives one of the two)
     raw_prob: float | None
 
+    def to_dict(self) -> dict[str, object]:
+        return {"token_id": self.token_id, "text": self.text, "prob": self.prob, "raw_prob": self.raw_prob}
+
 
 #: What a step's probabilities are: "local" (both distributions, measured here), or, from a
 #: remote engine (backend.remote), "raw" (only raw_prob), "processed" (only prob) or "none".
@@ -69,10 +72,7 @@ class TokenStep:
             "raw_prob": self.raw_prob,
             "entropy": self.entropy,
             "raw_entropy": self.raw_entropy,
-            "alternatives": [
-                {"token_id": a.token_id, "text": a.text, "prob": a.prob, "raw_prob": a.raw_prob}
-                for a in self.alternatives
-            ],
+            "alternatives": [a.to_dict() for a in self.alternatives],
             "elapsed_s": self.elapsed_s,
             "probabilities": self.probabilities,
         }

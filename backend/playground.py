@@ -139,7 +139,7 @@ class Playground:
             max_batch=settings.max_batch, decode_process=settings.decode_process, threads=settings.torch_threads
         )
         self.runlog = RunLog(settings.db_url)
-        with self.runlog.session() as session, session.begin():
+        with self.runlog.writing() as session:
             interrupted = interrupt_unfinished(session)
         if interrupted:
             log.warning("runs %s were left running by an app that ended: marked interrupted", interrupted)
@@ -537,5 +537,5 @@ class Playground:
     # -- run log ----------------------------------------------------------------------------
 
     def _log(self, record: RunRecord) -> int:
-        with self.runlog.session() as session, session.begin():
+        with self.runlog.writing() as session:
             return add_run(session, record)

@@ -7,6 +7,7 @@ import math
 import subprocess
 import sys
 import textwrap
+from dataclasses import replace
 from pathlib import Path
 
 from sqlalchemy import func, select
@@ -38,6 +39,28 @@ def test_odd_text_long_names_and_non_finite_numbers_are_stored(db_url: str) -> N
         assert run.params == {"temperature": "inf"} and run.result == {"score": "-inf"}
         assert run.model == "m" * 200 and run.output == f"out{nul}put"
         assert [s.text for s in run.steps] == [nul, "é"]
+    runlog.dispose()
+
+
+def test_steps_written_many_to_a_statement_read_back_as_they_were(db_url: str) -> None:
+    """add_steps writes up to STEPS_PER_INSERT rows in one statement: 150 steps (three statements)
+    with alternatives, a missing distribution and odd text come back whole, in order."""
+    from backend.capture import Alternative
+
+    steps = tuple(
+        replace(step(i, f"t{i}\x00" if i == 70 else f"t{i}"), alternatives=(Alternative(i, "a", 0.25, None), Alternative(7, "b", None, 0.1)),
+                prob=None if i == 3 else 0.5, probabilities="raw" if i == 3 else "local")
+        for i in range(150)
+    )
+    runlog = RunLog(db_url)
+    recorder = RunRecorder(runlog, RunRecord(task="text-generation", model="m", status=RunStatus.RUNNING, input={}, params={}))
+    recorder.end(RunStatus.OK, steps, output="out", finish_reason="length", metrics={"new_tokens": 150, "bogus": 1})
+    with runlog.session() as session:
+        run = session.get(Run, recorder.run_id)
+        nul = "\x00" if db_url.startswith("sqlite") else "\u2400"
+        expected = [replace(s, text=s.text.replace("\x00", nul)) for s in steps]
+        assert [row.to_step() for row in run.steps] == expected
+        assert (run.status, run.output, run.finish_reason, run.new_tokens) == ("ok", "out", "length", 150)
     runlog.dispose()
 
 
