@@ -4,6 +4,7 @@ preprocessing and postprocessing make of them."""
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import copy
 import typing
 from typing import Any
@@ -53,14 +54,21 @@ def test_outputs_equal_gradios_postprocessing() -> None:
 def _gradio_postprocess(demo: gr.Blocks, outputs: list, values: Any, *, postprocess: bool) -> list[Any]:
     fn = next(iter(demo.fns.values()))
     fn.postprocess = postprocess
-    return asyncio.run(demo.postprocess_data(fn, list(values), SessionState(demo)))
+    return _run(demo.postprocess_data(fn, list(values), SessionState(demo)))
+
+
+def _run(coroutine: Any) -> Any:
+    """Gradio's coroutine, run to its end on an event loop of its own thread (a browser test in the
+    same session may leave a loop running in this one)."""
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, coroutine).result()
 
 
 def test_inputs_equal_gradios_preprocessing() -> None:
     demo, inputs, _ = _blocks()
     fn = next(iter(demo.fns.values()))
     payloads = ["a prompt", "custom model", 0.7, None, True]
-    expected = asyncio.run(demo.preprocess_data(fn, list(payloads), SessionState(demo)))
+    expected = _run(demo.preprocess_data(fn, list(payloads), SessionState(demo)))
     names = [f"in{i}" for i in range(len(inputs))]
     ours = preprocessed(dict(zip(names, inputs, strict=True)), dict(zip(names, payloads, strict=True)))
     assert list(ours.values()) == expected
