@@ -165,3 +165,46 @@ def test_a_run_log_of_an_older_layout_takes_steps_with_one_distribution(db_url: 
         kept = session.get(Run, 100).steps[0].to_step()
         assert (kept.text, kept.prob, kept.raw_prob, kept.probabilities) == ("old", 0.5, 0.4, "local")
     runlog.dispose()
+
+
+def test_sixteen_runs_written_at_once_beside_busy_threads_all_land(tmp_path: Path) -> None:
+    """Sixteen runs start, stream and end at once while four threads keep the interpreter busy (a
+    busy app): every write lands. (Written a row per database call and left to SQLite's busy
+    handler, such writes waited for the interpreter lock at every row while holding SQLite's, and
+    others failed with "database is locked" after SQLite's 5 s.)"""
+    import threading
+
+    runlog = RunLog(f"sqlite:///{tmp_path / 'busy.sqlite'}")
+    steps = tuple(step(i) for i in range(64))
+    errors: list[BaseException] = []
+    stop = threading.Event()
+
+    def busy() -> None:
+        while not stop.is_set():
+            sum(range(1000))
+
+    def run() -> None:
+        try:
+            recorder = RunRecorder(runlog, RunRecord(task="text-generation", model="m", status=RunStatus.RUNNING, input={}, params={}))
+            for s in steps[:40]:
+                recorder.add(s)
+            recorder.flush()
+            recorder.end(RunStatus.OK, steps, output="x")
+        except BaseException as exc:  # noqa: BLE001 - the test looks at it
+            errors.append(exc)
+
+    spinners = [threading.Thread(target=busy) for _ in range(4)]
+    writers = [threading.Thread(target=run) for _ in range(16)]
+    for thread in spinners + writers:
+        thread.start()
+    for thread in writers:
+        thread.join(timeout=60)
+    stop.set()
+    for thread in spinners:
+        thread.join()
+    assert errors == []
+    with runlog.session() as session:
+        counts = session.execute(select(TokenStepRow.run_id, func.count()).group_by(TokenStepRow.run_id)).all()
+        assert sorted(n for _, n in counts) == [64] * 16
+        assert session.scalar(select(func.count()).where(Run.status == "ok")) == 16
+    runlog.dispose()
