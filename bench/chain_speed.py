@@ -1,14 +1,17 @@
-"""What the decoding chain costs a batched decoding step, with transformers' own stages and with
-the chain's (backend.processors): top-p sorting with NumPy, min_new_tokens without work once it
-no longer applies. Both give the same scores (tests/backend/test_processors.py).
+"""What a batched decoding step costs, with transformers' own parts and with the loop's: the
+chain's stages (backend.processors: top-p sorting with NumPy, min_new_tokens without work once
+it no longer applies; both give transformers' scores, tests/backend/test_processors.py) and the
+batch's cache layers (backend.batching.RoomyLayer, which writes each step into room kept at the
+end instead of copying the whole cache).
 
   (1) one call of each stage on one row of logits, for the vocabularies of the embedded
       generator (4,096), SmolLM2 (49,152) and GPT-2 (50,257): microseconds, and the ratio
   (2) the decoding loop of the embedded generator as its decoding process runs it
       (backend.batching.DecodeScheduler, each step's numbers computed as the worker does): 16
       requests of 64 new tokens like bench.serving's (half greedy, half sampled with temperature
-      0.8 and top-p 0.95; min_new_tokens 64), with each chain, taking turns: milliseconds per
-      step, median of --rounds, and the ratio
+      0.8 and top-p 0.95; min_new_tokens 64), three ways taking turns: transformers' stages and
+      DynamicLayer, the chain's stages and DynamicLayer, the chain's stages and RoomyLayer (the
+      app's): milliseconds per step, median of --rounds, and the ratios to the first
 
 One torch thread, as the app pins it (PLAYGROUND_TORCH_THREADS, default 1).
 
@@ -68,8 +71,9 @@ def stage_calls() -> None:
             print(f"  vocabulary {vocab:6d}  {name:24s} {a:8.1f} / {b:8.1f}   ratio {a / b:5.1f}")
 
 
-def loop_round(loaded, engine, transformers_stages: bool) -> tuple[float, int]:
-    """One round of 16 requests through the worker's loop; (seconds, steps)."""
+def loop_round(loaded, engine, transformers_stages: bool, cache_layer=None) -> tuple[float, int]:
+    """One round of 16 requests through the worker's loop; (seconds, steps). `cache_layer`: the
+    batch cache's layer class (None: the app's)."""
     from backend.batching import BatchRequest, DecodeScheduler
     from backend.decode_process import _Outbox, _RelayChannel
     from backend.params import DecodingParams
@@ -81,6 +85,8 @@ def loop_round(loaded, engine, transformers_stages: bool) -> tuple[float, int]:
 
     outbox = _Outbox(Discard())
     scheduler = DecodeScheduler(loaded.model, torch.device("cpu"), 16, threading.Lock(), on_step=outbox.flush)
+    if cache_layer is not None:
+        scheduler.cache_layer = cache_layer
     requests = []
     for i in range(16):
         kwargs = {"max_new_tokens": 64, "min_new_tokens": 64, "seed": i}
@@ -118,23 +124,30 @@ def _transformers_stage(stage):
 
 
 def decoding_loop(rounds: int) -> None:
+    from transformers.cache_utils import DynamicLayer
+
     from backend.generation import GenerationEngine
     from backend.registry import ModelRegistry, load_specs
 
     loaded = ModelRegistry(load_specs(ROOT / "models.yaml"), max_loaded=1, device="cpu", offline=True).get(EMBEDDED)
     engine = GenerationEngine(max_batch=16)
     print("\n(2) the decoding process's loop, 16 requests x 64 new tokens (embedded generator), ms per step")
-    for variant in (True, False):
-        loop_round(loaded, engine, variant)  # warm-up
-    per_step: dict[bool, list[float]] = {True: [], False: []}
+    variants = {
+        "transformers' stages, DynamicLayer": (True, DynamicLayer),
+        "the chain's stages, DynamicLayer": (False, DynamicLayer),
+        "the chain's stages, RoomyLayer (the app)": (False, None),
+    }
+    for stages, layer in variants.values():
+        loop_round(loaded, engine, stages, layer)  # warm-up
+    per_step: dict[str, list[float]] = {name: [] for name in variants}
     for _ in range(rounds):
-        for variant in (True, False):
-            seconds, steps = loop_round(loaded, engine, variant)
-            per_step[variant].append(seconds / steps * 1000)
-    theirs, ours = statistics.median(per_step[True]), statistics.median(per_step[False])
-    print(f"  transformers' stages: {theirs:6.2f} ms  (rounds: {', '.join(f'{v:.2f}' for v in per_step[True])})")
-    print(f"  the chain's stages:   {ours:6.2f} ms  (rounds: {', '.join(f'{v:.2f}' for v in per_step[False])})")
-    print(f"  ratio {theirs / ours:.2f}")
+        for name, (stages, layer) in variants.items():
+            seconds, steps = loop_round(loaded, engine, stages, layer)
+            per_step[name].append(seconds / steps * 1000)
+    first = statistics.median(next(iter(per_step.values())))
+    for name, values in per_step.items():
+        median = statistics.median(values)
+        print(f"  {name:42s} {median:6.2f} ms  ratio {first / median:4.2f}  (rounds: {', '.join(f'{v:.2f}' for v in values)})")
 
 
 def main() -> None:

@@ -249,3 +249,31 @@ def test_a_model_loaded_again_has_one_scheduler_and_its_former_process_ends(load
         assert not psutil.pid_exists(former)  # it decoded nothing more: closed at once
     finally:
         engine.close()
+
+
+def test_the_roomy_cache_layer_holds_what_transformers_dynamic_layer_holds() -> None:
+    """Step after step, and after the scheduler replaces its tensors (a sequence joins, one leaves):
+    the same keys and values as DynamicLayer, which concatenates."""
+    from transformers.cache_utils import DynamicLayer
+
+    from backend.batching import RoomyLayer
+
+    generator = torch.Generator().manual_seed(0)
+    roomy, dynamic = RoomyLayer(), DynamicLayer()
+
+    def both(new_keys: torch.Tensor, new_values: torch.Tensor) -> None:
+        ours, theirs = roomy.update(new_keys, new_values), dynamic.update(new_keys, new_values)
+        assert torch.equal(ours[0], theirs[0]) and torch.equal(ours[1], theirs[1])
+        assert roomy.get_seq_length() == dynamic.get_seq_length()
+
+    both(torch.randn(2, 3, 7, 4, generator=generator), torch.randn(2, 3, 7, 4, generator=generator))  # a prefill
+    for _ in range(80):  # past the first buffer's room
+        both(torch.randn(2, 3, 1, 4, generator=generator), torch.randn(2, 3, 1, 4, generator=generator))
+    for layer in (roomy, dynamic):  # a newcomer joins (its rows padded), then the first row leaves
+        layer.keys = torch.cat([layer.keys, torch.zeros(1, 3, layer.keys.shape[2], 4)])
+        layer.values = torch.cat([layer.values, torch.ones(1, 3, layer.values.shape[2], 4)])
+    both(torch.randn(3, 3, 1, 4, generator=generator), torch.randn(3, 3, 1, 4, generator=generator))
+    for layer in (roomy, dynamic):
+        layer.keys, layer.values = layer.keys[1:, :, 5:], layer.values[1:, :, 5:]
+    for _ in range(3):
+        both(torch.randn(2, 3, 1, 4, generator=generator), torch.randn(2, 3, 1, 4, generator=generator))
