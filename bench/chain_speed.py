@@ -34,14 +34,8 @@ import torch  # noqa: E402
 from transformers import MinNewTokensLengthLogitsProcessor, TopPLogitsWarper  # noqa: E402
 
 from backend.processors import MinNewTokensLogitsProcessor, SortedTopPLogitsWarper  # noqa: E402
+from bench.serving import EMBEDDED, PROMPTS, request_params  # noqa: E402
 
-EMBEDDED = "stdlib-gpt2 (embedded)"
-PROMPTS = (
-    "Return the number of items in the",
-    "The socket module provides",
-    "This function raises ValueError if",
-    "Create a new dictionary with keys from",
-)
 #: transformers' stage for each of the chain's own.
 TRANSFORMERS_STAGE = {SortedTopPLogitsWarper: TopPLogitsWarper, MinNewTokensLogitsProcessor: MinNewTokensLengthLogitsProcessor}
 
@@ -89,10 +83,7 @@ def loop_round(loaded, engine, transformers_stages: bool, cache_layer=None) -> t
         scheduler.cache_layer = cache_layer
     requests = []
     for i in range(16):
-        kwargs = {"max_new_tokens": 64, "min_new_tokens": 64, "seed": i}
-        if i % 2:
-            kwargs.update(temperature=0.8, top_p=0.95)
-        prepared = engine.prepare(loaded, PROMPTS[i % len(PROMPTS)], DecodingParams(**kwargs))
+        prepared = engine.prepare(loaded, PROMPTS[i % len(PROMPTS)], DecodingParams(**request_params(i, 64)))
         stages = [stage.processor for stage in prepared.chain.stages]
         if transformers_stages:
             stages = [_transformers_stage(stage) for stage in stages]

@@ -63,10 +63,16 @@ class Request:
         return None if self.first is None else self.first - self.start
 
 
-def one_request(client, model: str, i: int, tokens: int) -> Request:
-    kwargs = {"max_new_tokens": tokens, "min_new_tokens": tokens, "seed": str(i)}
+def request_params(i: int, tokens: int) -> dict[str, object]:
+    """The i-th client's decoding fields: exactly `tokens` new tokens, seed i, every other one sampled."""
+    params: dict[str, object] = {"max_new_tokens": tokens, "min_new_tokens": tokens, "seed": i}
     if i % 2:
-        kwargs.update(temperature=0.8, top_p=0.95)
+        params.update(temperature=0.8, top_p=0.95)
+    return params
+
+
+def one_request(client, model: str, i: int, tokens: int) -> Request:
+    kwargs = {**request_params(i, tokens), "seed": str(i)}  # (the API's seed box is text)
     start = time.perf_counter()
     first = None
     try:
