@@ -7,9 +7,14 @@ spawned Python that imports this module again, and it needs none of Gradio."""
 from __future__ import annotations
 
 import logging
+import os
+import signal
 
 from backend.playground import Playground
 from backend.settings import Settings
+
+#: At SIGTERM, the run log's writer gets this long to write what it holds.
+SETTLE_SECONDS = 10.0
 
 
 def main() -> None:
@@ -20,7 +25,19 @@ def main() -> None:
     playground = Playground(Settings.from_env())
     playground.apply_process_settings()  # torch's thread count (PLAYGROUND_TORCH_THREADS)
     demo = enable_queue(build_demo(playground), generation_concurrency(playground.settings.max_batch))
-    demo.launch()
+    signal.signal(signal.SIGTERM, lambda signum, frame: _end_on_sigterm(playground))
+    try:
+        demo.launch()
+    finally:  # (Ctrl+C: Gradio closes its server, and launch() returns)
+        playground.close()
+
+
+def _end_on_sigterm(playground: Playground) -> None:
+    """SIGTERM (docker stop, a Space restarting): the run log writes what its writer holds
+    (RunLog.write_behind), then the process ends as SIGTERM ends it."""
+    playground.runlog.settle(timeout=SETTLE_SECONDS)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    os.kill(os.getpid(), signal.SIGTERM)
 
 
 if __name__ == "__main__":

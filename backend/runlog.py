@@ -5,10 +5,15 @@ keyed by run_id). The caller keeps its sessions short; one that writes is opened
 
     with runlog.writing() as session:
         run_id = add_run(session, record)
+
+A streaming run's later writes (its token steps, how it ended) are handed to the run log's writer
+thread instead (`RunLog.write_behind`), which commits all the writes waiting in one transaction;
+a session opened to read (`RunLog.session()`) first waits for the writes handed over before it.
 """
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import enum
 import functools
@@ -17,7 +22,8 @@ import logging
 import math
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections import deque
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
@@ -315,24 +321,31 @@ class RunRecorder:
             self.flush()
 
     def flush(self) -> None:
+        """Hand the waiting steps to the run log's writer (RunLog.write_behind)."""
         if self._waiting:
-            with self.runlog.writing() as session:
-                add_steps(session, self.run_id, self._waiting)
+            run_id, waiting = self.run_id, self._waiting
+            self.runlog.write_behind(lambda session: add_steps(session, run_id, waiting), f"steps of run {run_id}")
             self._written += len(self._waiting)
             self._waiting = []
         self._last_flush = time.perf_counter()
 
     def end(self, status: RunStatus, steps: Sequence[TokenStep] | None = None, **fields: Any) -> int:
-        """Write the steps not written yet and how the run ended. `steps`: all of the run's
-        steps when the caller has them (a beam search streams none); else those add() got."""
+        """Hand the steps not written yet and how the run ended to the run log's writer
+        (RunLog.write_behind): the run's result goes out without waiting for the database.
+        `steps`: all of the run's steps when the caller has them (a beam search streams none);
+        else those add() got."""
+        run_id = self.run_id
         rest = self._waiting if steps is None else list(steps)[self._written :]
-        with self.runlog.writing() as session:
-            add_steps(session, self.run_id, rest)
-            end_run(session, self.run_id, status, **fields)
+
+        def write(session: Session) -> None:
+            add_steps(session, run_id, rest)
+            end_run(session, run_id, status, **fields)
+
+        self.runlog.write_behind(write, f"end of run {run_id}")
         self._written += len(rest)
         self._waiting = []
         self.ended = True
-        return self.run_id
+        return run_id
 
 
 def recent_runs(session: Session, limit: int = 50, task: str | None = None) -> list[Run]:
@@ -343,7 +356,11 @@ def recent_runs(session: Session, limit: int = 50, task: str | None = None) -> l
 
 
 class RunLog:
-    """The database behind the run log: engine, schema, and a session factory."""
+    """The database behind the run log: engine, schema, sessions, and the writer thread that
+    commits the writes handed to it (write_behind) in groups."""
+
+    #: The writer thread ends after this many idle seconds (the next write starts it again).
+    WRITER_IDLE_SECONDS = 30.0
 
     def __init__(self, url: str) -> None:
         parsed = make_url(url)
@@ -362,21 +379,88 @@ class RunLog:
                 connection.execute(sql_text("SELECT pg_advisory_xact_lock(7860)"))
             Base.metadata.create_all(connection)
             _add_missing_columns(connection)
-        self.session = sessionmaker(self.engine, expire_on_commit=False)
+        self._sessions = sessionmaker(self.engine, expire_on_commit=False)
         # SQLite writes one transaction at a time, and a writer that finds the database locked
         # sleeps 1, 2, 5, 10 ... up to 100 ms between tries (its busy handler): sixteen runs that
         # ended together waited up to 180 ms each to write their last rows, while the database was
         # mostly free. This process's writers take turns on a lock instead (another process's
         # still meet the busy handler). PostgreSQL locks rows, not the database: no lock there.
         self._write_turns = threading.Lock() if backend == "sqlite" else contextlib.nullcontext()
+        # the writer's queue: (number, write, what it writes); `_handed` writes were handed over,
+        # the first `_settled` of them are committed (or failed and logged)
+        self._behind = threading.Condition()
+        self._queue: deque[tuple[int, Callable[[Session], None], str]] = deque()
+        self._handed = 0
+        self._settled = 0
+        self._writer: threading.Thread | None = None
+        atexit.register(self.settle)  # (the writer is a daemon: what it holds is written before the interpreter ends)
+
+    def session(self) -> Session:
+        """A session to read in, once the writes handed to the writer before now are settled (a
+        run's history shows its end as soon as its result went out)."""
+        self.settle()
+        return self._sessions()
 
     @contextlib.contextmanager
     def writing(self) -> Iterator[Session]:
         """A session in a transaction that writes: committed at the end, rolled back on an error."""
-        with self._write_turns, self.session() as session, session.begin():
+        with self._write_turns, self._sessions() as session, session.begin():
             yield session
 
+    def write_behind(self, write: Callable[[Session], None], what: str) -> None:
+        """Hand `write` to the writer thread, which commits every write waiting when it wakes in
+        one transaction (sixteen runs that end together: one commit, not sixteen that take turns;
+        on SQLite, the last of them waited up to 160 ms). The caller does not wait. Writes run in
+        the order handed over. A group that fails is rolled back and its writes run again one by
+        one: the failing write is logged ("run log: <what> was not written") and lost alone."""
+        with self._behind:
+            self._handed += 1
+            self._queue.append((self._handed, write, what))
+            if self._writer is None:
+                self._writer = threading.Thread(target=self._write_loop, name="run-log-writer", daemon=True)
+                self._writer.start()
+            self._behind.notify_all()
+
+    def settle(self, timeout: float | None = None) -> bool:
+        """Wait until the writes handed over before now are committed (or failed and logged);
+        whether they were, within `timeout` seconds."""
+        with self._behind:
+            target = self._handed
+            return self._behind.wait_for(lambda: self._settled >= target, timeout)
+
+    def _write_loop(self) -> None:
+        while True:
+            with self._behind:
+                if not self._queue and not self._behind.wait_for(lambda: bool(self._queue), self.WRITER_IDLE_SECONDS):
+                    self._writer = None
+                    return
+                group = list(self._queue)
+                self._queue.clear()
+            try:
+                self._write_group(group)
+            finally:  # (settled even if the thread dies: a reader never waits forever)
+                with self._behind:
+                    self._settled = group[-1][0]
+                    self._behind.notify_all()
+
+    def _write_group(self, group: list[tuple[int, Callable[[Session], None], str]]) -> None:
+        try:
+            with self.writing() as session:
+                for _, write, _what in group:
+                    write(session)
+        except Exception:  # noqa: BLE001 - one of them failed: each alone, so that only it is lost
+            log.warning("run log: a group of %d writes failed; writing them one by one", len(group), exc_info=True)
+            for _, write, what in group:
+                try:
+                    with self.writing() as session:
+                        write(session)
+                except Exception:  # noqa: BLE001 - logged; the other writes land
+                    log.exception("run log: %s was not written", what)
+
     def dispose(self) -> None:
+        """Write what was handed over, then close the database's connections."""
+        self.settle()
+        atexit.unregister(self.settle)
         self.engine.dispose()
 
 

@@ -208,3 +208,41 @@ def test_sixteen_runs_written_at_once_beside_busy_threads_all_land(tmp_path: Pat
         assert sorted(n for _, n in counts) == [64] * 16
         assert session.scalar(select(func.count()).where(Run.status == "ok")) == 16
     runlog.dispose()
+
+
+def test_writes_handed_to_the_writer_land_in_order_and_one_that_fails_is_lost_alone(tmp_path: Path, caplog) -> None:
+    """RunLog.write_behind: the caller does not wait; a session opened to read afterwards sees
+    every write handed over before it; in a group that fails, only the failing write is lost
+    (logged), the others land."""
+    import logging
+    import threading
+
+    runlog = RunLog(f"sqlite:///{tmp_path / 'behind.sqlite'}")
+    recorders = [RunRecorder(runlog, RunRecord(task="text-generation", model="m", status=RunStatus.RUNNING, input={}, params={}))
+                 for _ in range(3)]
+    release = threading.Event()
+    runlog.write_behind(lambda session: release.wait(10), "a slow write")  # holds the writer: the next ones form one group
+    for i, recorder in enumerate(recorders):
+        for p in range(5):
+            recorder.add(step(p))
+        if i == 1:
+            runlog.write_behind(lambda session: end_a_run_that_does_not_exist(session), "the end of a run that does not exist")
+        recorder.end(RunStatus.OK, output=f"run {i}")
+    assert all(recorder.ended for recorder in recorders)  # (the callers did not wait for the database)
+    with caplog.at_level(logging.ERROR, logger="backend.runlog"):
+        release.set()
+        with runlog.session() as session:  # waits for the writes handed over before it
+            runs = session.scalars(select(Run).order_by(Run.id)).all()
+            assert [(r.status, r.output, [s.position for s in r.steps]) for r in runs] == [
+                ("ok", f"run {i}", [0, 1, 2, 3, 4]) for i in range(3)
+            ]
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR] == [
+        "run log: the end of a run that does not exist was not written"
+    ]
+    runlog.dispose()
+
+
+def end_a_run_that_does_not_exist(session) -> None:
+    from backend.runlog import end_run
+
+    end_run(session, 10_000, RunStatus.OK)  # no such run: KeyError

@@ -68,3 +68,21 @@ def test_a_run_survives_kill_9_as_interrupted_with_its_tokens(tmp_path: Path, ti
     finally:
         restarted.terminate()
         restarted.wait(timeout=30)
+
+
+def test_sigterm_right_after_a_run_keeps_the_whole_run(tmp_path: Path, tiny_gpt2_dir: Path, corrupt_model_dir: Path, long_gpt2_dir: Path) -> None:
+    """A run's end is written by the run log's writer thread after its result went out
+    (RunLog.write_behind): SIGTERM (docker stop) right after the result still finds it written."""
+    models = write_models_yaml(tmp_path / "models.yaml", tiny_gpt2_dir, corrupt_model_dir, long_gpt2_dir)
+    db = tmp_path / "runs.sqlite"
+    app, port = start(models, db)
+    try:
+        client = Client(f"http://127.0.0.1:{port}/", verbose=False)
+        result = client.predict(model="tiny-gpt2", prompt="Return the", max_new_tokens=24, min_new_tokens=24, api_name="/text_generation")
+        app.terminate()
+        assert app.wait(timeout=30) == -signal.SIGTERM
+    finally:
+        if app.poll() is None:
+            app.kill()
+    run_id, status, steps = latest(db)
+    assert (run_id, status, steps) == (result[-1]["run_id"], "ok", 24)
