@@ -127,15 +127,21 @@ class PendingStep:
     time: float  # perf_counter() when the token arrived
 
 
-def _distribution(logits: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Softmax of each row, with one exp: (probabilities, log-probabilities, entropy in bits)."""
-    shifted = logits - logits.max(axis=-1, keepdims=True)
-    e = np.exp(shifted)
-    z = e.sum(axis=-1, keepdims=True)
-    logp = shifted - np.log(z)
-    p = e / z
-    entropy = -(p * np.where(e > 0, logp, 0.0)).sum(axis=-1) / LOG2  # 0 · log 0 = 0 (filtered tokens)
-    return p, logp, entropy
+#: Scores below the row's best by more than this are as good as -inf: exp underflows to 0 in
+#: float32 from -104 on. Flooring there keeps 0 · score at 0 where 0 · -inf would be NaN.
+_FLOOR = -1.0e4
+
+
+def _summaries(scores: np.ndarray, picks: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Softmax of each row, summarised with one exp and without a row of probabilities: the
+    probabilities at `picks` (rows x m token ids) and the entropy in bits, as
+    log z - sum(e * s) / z over the shifted scores s and e = exp(s). `scores` is overwritten."""
+    scores -= scores.max(axis=-1, keepdims=True)
+    np.maximum(scores, _FLOOR, out=scores)
+    e = np.exp(scores)
+    z = e.sum(axis=-1)
+    entropy = (np.log(z) - np.einsum("ij,ij->i", e, scores) / z) / LOG2
+    return np.take_along_axis(e, picks, axis=-1) / z[:, None], np.maximum(entropy, 0.0)  # (no -0.00 bits from rounding)
 
 
 def _top_indices(logp: np.ndarray, n: int) -> np.ndarray:
@@ -161,24 +167,28 @@ def step_numbers(steps: Sequence[PendingStep | RawStep], k: int) -> list[RawStep
         return [next(computed) if isinstance(step, PendingStep) else step for step in steps]
     if not pending:
         return []
+    raw = torch.stack([p.raw_logits for p in pending]).float().cpu().numpy()
+    final = torch.stack([p.final_scores for p in pending]).float().cpu().numpy()
+    chosen = np.array([p.token_id for p in pending])[:, None]
+    top = _top_indices(raw, min(k, raw.shape[-1]))  # (the raw logits rank tokens as their probabilities do)
+    picks = np.concatenate([chosen, top], axis=-1)
     with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
-        raw_p, raw_logp, raw_entropy = _distribution(torch.stack([p.raw_logits for p in pending]).float().cpu().numpy())
-        final_p, _, entropy = _distribution(torch.stack([p.final_scores for p in pending]).float().cpu().numpy())
-    rows = np.arange(len(pending))
-    chosen = np.array([p.token_id for p in pending])
-    top = _top_indices(raw_logp, min(k, raw_logp.shape[-1]))
-    prob, raw_prob = final_p[rows, chosen], raw_p[rows, chosen]  # p(chosen): sampled, model
-    alt_prob, alt_raw = np.take_along_axis(final_p, top, axis=-1), np.take_along_axis(raw_p, top, axis=-1)
+        raw_at, raw_entropy = _summaries(raw, picks)
+        final_at, entropy = _summaries(final, picks)
+    # (one conversion to Python numbers per array, not one per row)
+    prob, raw_prob = final_at[:, 0].tolist(), raw_at[:, 0].tolist()  # p(chosen): sampled, model
+    entropy, raw_entropy = entropy.tolist(), raw_entropy.tolist()
+    top, alt_prob, alt_raw = top.tolist(), final_at[:, 1:].tolist(), raw_at[:, 1:].tolist()
     return [
         RawStep(
             token_id=p.token_id,
-            prob=float(prob[i]),
-            raw_prob=float(raw_prob[i]),
-            entropy=float(entropy[i]),
-            raw_entropy=float(raw_entropy[i]),
-            alternative_ids=tuple(top[i].tolist()),
-            alternative_probs=tuple(alt_prob[i].tolist()),
-            alternative_raw_probs=tuple(alt_raw[i].tolist()),
+            prob=prob[i],
+            raw_prob=raw_prob[i],
+            entropy=entropy[i],
+            raw_entropy=raw_entropy[i],
+            alternative_ids=tuple(top[i]),
+            alternative_probs=tuple(alt_prob[i]),
+            alternative_raw_probs=tuple(alt_raw[i]),
             time=p.time,
         )
         for i, p in enumerate(pending)
