@@ -10,6 +10,7 @@ import logging
 import os
 import signal
 
+from backend.heap import freeze_long_lived
 from backend.playground import Playground
 from backend.settings import Settings
 
@@ -25,6 +26,7 @@ def main() -> None:
     playground = Playground(Settings.from_env())
     playground.apply_process_settings()  # torch's thread count (PLAYGROUND_TORCH_THREADS)
     demo = enable_queue(build_demo(playground), generation_concurrency(playground.settings.max_batch))
+    freeze_long_lived()  # (the modules and the page's blocks live as long as the app: backend.heap)
     signal.signal(signal.SIGTERM, lambda signum, frame: _end_on_sigterm(playground))
     try:
         demo.launch()

@@ -38,6 +38,7 @@ from transformers import LogitsProcessor, StoppingCriteria
 
 from backend.batching import BatchRequest, DecodeScheduler, Figures, ServingStats, merged
 from backend.capture import PendingStep, RawStep, StepChannel, step_numbers
+from backend.heap import freeze_long_lived
 from backend.params import DecodingParams
 
 log = logging.getLogger(__name__)
@@ -394,6 +395,7 @@ def _decode(model: torch.nn.Module, max_batch: int, threads: int, commands: Conn
     outbox = _Outbox(results)
     cancels = outbox.cancels
     scheduler = DecodeScheduler(model, torch.device("cpu"), max_batch, threading.Lock(), name="worker", on_step=outbox.flush)
+    freeze_long_lived()  # (the model and the modules: no full collection stalls the batch walking them)
     results.send(("ready",))
     while True:
         try:

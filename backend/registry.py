@@ -32,6 +32,7 @@ from backend.errors import (
     TaskMismatchError,
     UnknownModelError,
 )
+from backend.heap import freeze_long_lived
 from backend.remote import RemoteSource, parse_source
 from backend.settings import REPO_ROOT
 
@@ -374,8 +375,9 @@ class ModelRegistry:
                 self._loaded[name] = loaded
                 self._failures.pop(name, None)
                 while len(self._loaded) > self.max_loaded:
-                    dropped, _ = self._loaded.popitem(last=False)
+                    dropped = self._loaded.popitem(last=False)[0]  # (not kept: the collection below frees it)
                     log.info("unloaded %s (at most %d models stay loaded)", dropped, self.max_loaded)
+            freeze_long_lived()  # (the model lives until it is unloaded: no full collection walks it)
             return loaded
 
     def _load(self, spec: ModelSpec, progress: ProgressFn) -> LoadedModel:

