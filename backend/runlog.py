@@ -361,6 +361,10 @@ class RunLog:
 
     #: The writer thread ends after this many idle seconds (the next write starts it again).
     WRITER_IDLE_SECONDS = 30.0
+    #: The writer lets writes gather until none came for this long...
+    WRITE_QUIET_SECONDS = 0.05
+    #: ...or the oldest has waited this long (or a reader waits for them: settle).
+    WRITE_DELAY_SECONDS = 1.0
 
     def __init__(self, url: str) -> None:
         parsed = make_url(url)
@@ -392,6 +396,9 @@ class RunLog:
         self._queue: deque[tuple[int, Callable[[Session], None], str]] = deque()
         self._handed = 0
         self._settled = 0
+        self._handed_at = 0.0  # when the last write was handed over
+        self._waiting_since = 0.0  # when the oldest write in the queue was
+        self._readers = 0  # threads in settle(): the writer writes at once
         self._writer: threading.Thread | None = None
         atexit.register(self.settle)  # (the writer is a daemon: what it holds is written before the interpreter ends)
 
@@ -408,12 +415,19 @@ class RunLog:
             yield session
 
     def write_behind(self, write: Callable[[Session], None], what: str) -> None:
-        """Hand `write` to the writer thread, which commits every write waiting when it wakes in
-        one transaction (sixteen runs that end together: one commit, not sixteen that take turns;
-        on SQLite, the last of them waited up to 160 ms). The caller does not wait. Writes run in
-        the order handed over. A group that fails is rolled back and its writes run again one by
-        one: the failing write is logged ("run log: <what> was not written") and lost alone."""
+        """Hand `write` to the writer thread, which commits the writes waiting in one transaction
+        (sixteen runs that end together: one commit, not sixteen that take turns; on SQLite, the
+        last of them waited up to 160 ms). The caller does not wait. The writer lets writes gather
+        while they keep coming (WRITE_QUIET_SECONDS, at most WRITE_DELAY_SECONDS), so that the
+        log is written after the results that people wait for, not between them: sixteen runs
+        that end together send their results first. Writes run in the order handed over. A group
+        that fails is rolled back and its writes run again one by one: the failing write is
+        logged ("run log: <what> was not written") and lost alone."""
         with self._behind:
+            now = time.perf_counter()
+            if not self._queue:
+                self._waiting_since = now
+            self._handed_at = now
             self._handed += 1
             self._queue.append((self._handed, write, what))
             if self._writer is None:
@@ -426,7 +440,14 @@ class RunLog:
         whether they were, within `timeout` seconds."""
         with self._behind:
             target = self._handed
-            return self._behind.wait_for(lambda: self._settled >= target, timeout)
+            if self._settled >= target:
+                return True
+            self._readers += 1
+            self._behind.notify_all()
+            try:
+                return self._behind.wait_for(lambda: self._settled >= target, timeout)
+            finally:
+                self._readers -= 1
 
     def _write_loop(self) -> None:
         while True:
@@ -434,6 +455,12 @@ class RunLog:
                 if not self._queue and not self._behind.wait_for(lambda: bool(self._queue), self.WRITER_IDLE_SECONDS):
                     self._writer = None
                     return
+                while not self._readers:
+                    now = time.perf_counter()
+                    wait = min(self._handed_at + self.WRITE_QUIET_SECONDS, self._waiting_since + self.WRITE_DELAY_SECONDS) - now
+                    if wait <= 0:
+                        break
+                    self._behind.wait(wait)
                 group = list(self._queue)
                 self._queue.clear()
             try:
