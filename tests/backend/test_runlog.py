@@ -246,3 +246,20 @@ def end_a_run_that_does_not_exist(session) -> None:
     from backend.runlog import end_run
 
     end_run(session, 10_000, RunStatus.OK)  # no such run: KeyError
+
+
+def test_the_writer_lets_writes_gather_but_a_reader_does_not_wait_for_that(tmp_path: Path) -> None:
+    """While writes keep coming the writer waits (here: a minute); a reader (settle, session)
+    makes it write at once."""
+    runlog = RunLog(f"sqlite:///{tmp_path / 'gather.sqlite'}")
+    runlog.WRITE_QUIET_SECONDS = runlog.WRITE_DELAY_SECONDS = 60.0
+    recorder = RunRecorder(runlog, RunRecord(task="text-generation", model="m", status=RunStatus.RUNNING, input={}, params={}))
+    recorder.add(step(0))
+    recorder.end(RunStatus.OK, output="tok")
+    with runlog._sessions() as session:  # (a session that does not settle: nothing written yet)
+        assert session.get(Run, recorder.run_id).status == "running"
+    assert runlog.settle(timeout=10)  # the writer was told to write now, not in a minute
+    with runlog.session() as session:
+        run = session.get(Run, recorder.run_id)
+        assert (run.status, [s.position for s in run.steps]) == ("ok", [0])
+    runlog.dispose()
