@@ -13,11 +13,14 @@ the very same component methods itself, with `preprocessed` and `postprocessed`.
 
 from __future__ import annotations
 
+import copy
 import typing
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import gradio as gr
+import orjson
 from gradio.data_classes import GradioModel, GradioRootModel
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -34,7 +37,18 @@ def postprocessed(components: Sequence[gr.components.Component], values: Sequenc
     return tuple(_postprocessed(component, value) for component, value in zip(components, values, strict=True))
 
 
+@dataclass(frozen=True)
+class Processed:
+    """A value already in the form its component's postprocess gives: made once (`postprocessed`),
+    sent in many updates (a copy each time). A Dataframe's postprocess looks for polars on the
+    import path three times a call (~0.3 ms)."""
+
+    payload: Any
+
+
 def _postprocessed(component: gr.components.Component, value: Any) -> Any:
+    if isinstance(value, Processed):
+        return copy.deepcopy(value.payload)
     if isinstance(value, dict) and value.get("__type__") == "update":
         update = dict(value)
         if "value" in update:
@@ -42,8 +56,26 @@ def _postprocessed(component: gr.components.Component, value: Any) -> Any:
         return update
     if component.stateful:  # a gr.State keeps the value as it is
         return value
+    if type(component) is gr.JSON and isinstance(value, (dict, list)):
+        return _json_payload(value)
     result = component.postprocess(value)
     return result.model_dump() if isinstance(result, (GradioModel, GradioRootModel)) else result
+
+
+def _json_payload(value: dict | list) -> Any:
+    """What gr.JSON's postprocess and model_dump make of a dict or a list (its orjson round trip),
+    without the pydantic model they validate it into and dump it out of on the way: 0.73 ms of a
+    run's 0.93 ms of postprocessing for a 64-token result."""
+    return orjson.loads(orjson.dumps(value, option=orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_PASSTHROUGH_DATETIME, default=_json_default))
+
+
+def _json_default(value: Any) -> Any:
+    """gr.JSON's fallback for what orjson cannot write: a string that holds JSON is parsed, any
+    other object becomes its string."""
+    try:
+        return orjson.loads(str(value))
+    except orjson.JSONDecodeError:
+        return str(value)
 
 
 def resolved_annotations(fn: F) -> F:

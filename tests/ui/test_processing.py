@@ -6,15 +6,18 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import copy
+import datetime
 import typing
 from typing import Any
 
 import gradio as gr
+import orjson
 from gradio import utils
+from gradio.server_messages import ProcessCompletedMessage
 from gradio.state_holder import SessionState
 
 from ui.inputs import ParamSlider, RawNumber
-from ui.processing import postprocessed, preprocessed, resolved_annotations
+from ui.processing import Processed, postprocessed, preprocessed, resolved_annotations
 from ui.tabs.generation import plot_data
 
 
@@ -36,19 +39,45 @@ def test_outputs_equal_gradios_postprocessing() -> None:
             "  indented **markdown**\n  text",
             [[1, "first"], [2, "second"]],
             7,
-            {"text": "x", "tokens": [{"p": 0.5, "alternatives": [1, 2]}], "nan": None},
+            {"text": "x", "tokens": [{"p": 0.5, "alternatives": [1, 2]}], "nan": None, "inf": float("nan"), "t": (1, "a")},
             ("kept", "as is"),
         ),
-        (None, None, "", gr.update(value=[[1, "only"]], visible=True), None, None, None),
+        (None, None, "", gr.update(value=[[1, "only"]], visible=True), None, [{"a": [1.5, None]}, "b"], None),
+        ("", None, "", [], 0, {"date": datetime.date(2026, 12, 7), "json text": JsonText('{"k": [1, 2]}')}, None),
     ]
     for values in updates:  # (Gradio pops the value out of an update: each call gets its own copy)
         expected = _gradio_postprocess(demo, outputs, copy.deepcopy(values), postprocess=True)
         ours = _gradio_postprocess(demo, outputs, postprocessed(outputs, copy.deepcopy(values)), postprocess=False)
-        assert ours == expected, values
+        assert _sent(ours) == _sent(expected), values
     # what a value becomes, not only that both agree: the plot and the table as the browser gets them
     sent = postprocessed(outputs, updates[0])
     assert sent[1]["type"] == "plotly" and sent[3]["data"] == [[1, "first"], [2, "second"]]
     assert sent[6] == ("kept", "as is")
+
+
+def test_a_processed_value_is_sent_as_it_was_made_a_copy_each_time() -> None:
+    _, _, outputs = _blocks()
+    made = Processed(postprocessed([outputs[3]], [[]])[0])
+    first, second = postprocessed([outputs[3]], [made])[0], postprocessed([outputs[3]], [made])[0]
+    assert first == second == made.payload == outputs[3].postprocess([]).model_dump()
+    assert first is not made.payload and first is not second
+
+
+class JsonText:
+    """An object whose string is JSON (gr.JSON parses such a string)."""
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+
+    def __str__(self) -> str:
+        return self.text
+
+
+def _sent(outputs: list[Any]) -> bytes:
+    """An update's outputs as the browser receives them: in the message Gradio serializes for its
+    event stream (a gr.JSON value may be a pydantic model until then)."""
+    message = ProcessCompletedMessage(output={"data": outputs}, success=True)
+    return orjson.dumps(message.model_dump()["output"]["data"], default=str)
 
 
 def _gradio_postprocess(demo: gr.Blocks, outputs: list, values: Any, *, postprocess: bool) -> list[Any]:

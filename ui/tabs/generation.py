@@ -24,7 +24,7 @@ from ui.errors import user_facing_errors
 from ui.forms import TabForm
 from ui.identity import Identity
 from ui.models import describe_model, model_dropdown
-from ui.processing import postprocessed, preprocessed, resolved_annotations
+from ui.processing import Processed, postprocessed, preprocessed, resolved_annotations
 from ui.render import metrics_markdown, probability_json, progress_markdown, tokens_html
 from ui.serving import GENERATION_GROUP
 from ui.views.beam_tree import beam_tree_json
@@ -158,6 +158,7 @@ def build_generation_tab(
         build_compare_view(playground, controls, identity, task, prefix, model, prompt, inspector, public=public_views)
 
     outputs = [output, chart, metrics, sequences, inspector.run_id, cost, latency, beam_tree, extras_shown, result]  # the JSON last
+    no_sequences = Processed(postprocessed([sequences], [NO_SEQUENCES])[0])  # (the table while tokens stream)
     fields = {spec.input_name: prompt, **{name: panel.components[name] for name in DecodingParams.field_names()}}
     inputs = {"model": model, **fields}
 
@@ -209,7 +210,7 @@ def build_generation_tab(
                                 tokens_html(prompt, steps, "generating…"),
                                 chart,
                                 progress_markdown(len(steps), now - start),
-                                NO_SEQUENCES,
+                                no_sequences,
                                 None,  # no run to inspect until the run has ended
                                 "",  # the cost views fill in when the run ends
                                 None,
