@@ -1,5 +1,5 @@
 """Builds the playground and serves it (GRADIO_SERVER_NAME / GRADIO_SERVER_PORT, default
-127.0.0.1:7860). Nothing else happens here.
+127.0.0.1:7860); at SIGTERM, the run log writes what it holds. Nothing else happens here.
 
 The UI is imported inside main(): a decoding process (backend.decode_process) starts as a
 spawned Python that imports this module again, and it needs none of Gradio."""
