@@ -22,6 +22,7 @@ import logging
 import math
 import threading
 import time
+import weakref
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
@@ -400,7 +401,10 @@ class RunLog:
         self._waiting_since = 0.0  # when the oldest write in the queue was
         self._readers = 0  # threads in settle(): the writer writes at once
         self._writer: threading.Thread | None = None
-        atexit.register(self.settle)  # (the writer is a daemon: what it holds is written before the interpreter ends)
+        # the writer is a daemon: what it holds is written before the interpreter ends (a weak
+        # reference: a run log nobody uses any more still goes, with its connections)
+        self._at_exit = functools.partial(_settle_at_exit, weakref.ref(self))
+        atexit.register(self._at_exit)
 
     def session(self) -> Session:
         """A session to read in, once the writes handed to the writer before now are settled (a
@@ -450,10 +454,16 @@ class RunLog:
                 self._readers -= 1
 
     def _write_loop(self) -> None:
+        try:
+            self._write_until_idle()
+        finally:  # (idle, or ended by anything at all: the next write starts another writer)
+            with self._behind:
+                self._writer = None
+
+    def _write_until_idle(self) -> None:
         while True:
             with self._behind:
                 if not self._queue and not self._behind.wait_for(lambda: bool(self._queue), self.WRITER_IDLE_SECONDS):
-                    self._writer = None
                     return
                 while not self._readers:
                     now = time.perf_counter()
@@ -487,8 +497,14 @@ class RunLog:
     def dispose(self) -> None:
         """Write what was handed over, then close the database's connections."""
         self.settle()
-        atexit.unregister(self.settle)
+        atexit.unregister(self._at_exit)
         self.engine.dispose()
+
+
+def _settle_at_exit(runlog: weakref.ref[RunLog]) -> None:
+    alive = runlog()
+    if alive is not None:
+        alive.settle()
 
 
 def _add_missing_columns(connection: Any) -> None:

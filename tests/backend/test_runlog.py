@@ -263,3 +263,18 @@ def test_the_writer_lets_writes_gather_but_a_reader_does_not_wait_for_that(tmp_p
         run = session.get(Run, recorder.run_id)
         assert (run.status, [s.position for s in run.steps]) == ("ok", [0])
     runlog.dispose()
+
+
+def test_a_run_log_nobody_uses_goes_with_its_connections(tmp_path: Path) -> None:
+    """What settles the writer's work at the interpreter's end holds the run log weakly: a run log
+    dropped without dispose(), its writer idle, is freed (a test suite or a process that opens many
+    keeps no connections open)."""
+    import gc
+    import weakref
+
+    runlog = RunLog(f"sqlite:///{tmp_path / 'dropped.sqlite'}")
+    RunRecorder(runlog, RunRecord(task="text-generation", model="m", status=RunStatus.RUNNING, input={}, params={})).flush()
+    gone = weakref.ref(runlog)
+    del runlog
+    gc.collect()
+    assert gone() is None
