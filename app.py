@@ -39,7 +39,8 @@ def _end_on_sigterm(playground: Playground) -> None:
     (RunLog.write_behind), then the process ends as SIGTERM ends it."""
     playground.runlog.settle(timeout=SETTLE_SECONDS)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
-    os.kill(os.getpid(), signal.SIGTERM)
+    os.kill(os.getpid(), signal.SIGTERM)  # (ends the process before kill() returns...)
+    os._exit(128 + signal.SIGTERM)  # (...except as PID 1, the Dockerfile's CMD, whose default the kernel ignores)
 
 
 if __name__ == "__main__":
