@@ -144,10 +144,10 @@ def _summaries(scores: np.ndarray, picks: np.ndarray) -> tuple[np.ndarray, np.nd
     return np.take_along_axis(e, picks, axis=-1) / z[:, None], np.maximum(entropy, 0.0)  # (no -0.00 bits from rounding)
 
 
-def _top_indices(logp: np.ndarray, n: int) -> np.ndarray:
+def _top_indices(scores: np.ndarray, n: int) -> np.ndarray:
     """The n largest entries of each row, largest first: n argmax passes (n is at most 20),
     several times faster than argpartition over the whole vocabulary for a handful."""
-    work = logp.copy()
+    work = scores.copy()
     rows = np.arange(work.shape[0])
     top = np.empty((work.shape[0], n), dtype=np.int64)
     for j in range(n):

@@ -236,19 +236,9 @@ def add_steps(session: Session, run_id: int, steps: Sequence[TokenStep]) -> None
         rows = min(STEPS_PER_INSERT, 1 << ((len(steps) - first).bit_length() - 1))
         values: dict[str, Any] = {}
         for i, s in enumerate(steps[first : first + rows]):
-            values.update({
-                f"run_id_{i}": run_id,
-                f"position_{i}": s.position,
-                f"token_id_{i}": s.token_id,
-                f"text_{i}": s.text,
-                f"prob_{i}": s.prob,
-                f"raw_prob_{i}": s.raw_prob,
-                f"entropy_{i}": s.entropy,
-                f"raw_entropy_{i}": s.raw_entropy,
-                f"alternatives_{i}": [a.to_dict() for a in s.alternatives],
-                f"elapsed_s_{i}": s.elapsed_s,
-                f"probabilities_{i}": s.probabilities,
-            })
+            values[f"run_id_{i}"] = run_id
+            values.update({f"{name}_{i}": getattr(s, name) for name in _STEP_FIELDS})
+            values[f"alternatives_{i}"] = [a.to_dict() for a in s.alternatives]  # (the JSON column)
         session.execute(_insert_steps(rows), values)
         first += rows
 
